@@ -1,0 +1,646 @@
+"""SQLite, the single source of truth: schema migrations, compare-and-set transitions, audit.
+
+One connection shared by Bolt's listener threads and the scheduler's threads, with one lock held
+for each whole unit of work: sqlite-utils' `atomic()` decides between BEGIN and SAVEPOINT by
+looking at the connection, so two threads interleaving on it would share a transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database, Migrations
+
+from bot.lifecycle import (
+    RUNNING_BATCH_STATES,
+    TERMINAL_REQUEST_STATES,
+    BatchState,
+    RequestState,
+    sources_of,
+)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_text(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds") if moment else None
+
+
+def from_text(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+migrations = Migrations("deletetags")
+
+
+@migrations(name="0001_initial")
+def _initial(db: Database) -> None:
+    db["requests"].create(
+        {
+            "id": int,
+            "state": str,
+            "requester_id": str,
+            "team_id": str,
+            "origin_channel": str,
+            "source": str,
+            "reason": str,
+            "required_approvals": int,
+            "approval_channel": str,
+            "card_ts": str,
+            "preview_response_url": str,
+            "created_at": str,
+            "updated_at": str,
+            "expires_at": str,
+            "decided_by": str,
+            "decided_at": str,
+            "rejection_reason": str,
+            "started_at": str,
+            "finished_at": str,
+            "tag_count": int,
+            "total_contacts": int,
+            "unresolved": str,
+        },
+        pk="id",
+        not_null={"state", "requester_id", "created_at", "updated_at"},
+        strict=True,
+    )
+    db["requests"].create_index(["state"])
+    db["requests"].create_index(["requester_id"])
+    db["request_tags"].create(
+        {
+            "request_id": int,
+            "position": int,
+            "tag_id": str,
+            "name": str,
+            "contacts_count": int,
+            "matched_by": str,
+            "batch_no": int,
+            "outcome": str,
+            "outcome_detail": str,
+        },
+        pk=("request_id", "tag_id"),
+        foreign_keys=[("request_id", "requests", "id")],
+        not_null={"request_id", "tag_id", "position"},
+        strict=True,
+    )
+    db["approvals"].create(
+        {"request_id": int, "user_id": str, "at": str},
+        pk=("request_id", "user_id"),
+        foreign_keys=[("request_id", "requests", "id")],
+        strict=True,
+    )
+    db["batches"].create(
+        {
+            "id": int,
+            "request_id": int,
+            "batch_no": int,
+            "state": str,
+            "activity_id": str,
+            "tag_count": int,
+            "percent_done": int,
+            "items_total": int,
+            "items_completed": int,
+            "errors": str,
+            "submitted_at": str,
+            "finished_at": str,
+            "next_poll_at": str,
+            "poll_count": int,
+            "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("request_id", "requests", "id")],
+        not_null={"request_id", "batch_no", "state"},
+        defaults={"poll_count": 0, "percent_done": 0},
+        strict=True,
+    )
+    db["batches"].create_index(["request_id", "batch_no"], unique=True)
+    db["batches"].create_index(["activity_id"], unique=True)
+    db["events"].create(
+        {"id": int, "at": str, "request_id": int, "actor": str, "kind": str, "detail": str},
+        pk="id",
+        not_null={"at", "kind"},
+        strict=True,
+    )
+    db["events"].create_index(["request_id"])
+    db["events"].create_index(["at"])
+    # The audit log is append-only: the database itself refuses edits and deletions.
+    db.execute(
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+    )
+    db["credentials"].create(
+        {"name": str, "refresh_token": str, "access_token": str, "access_expires_at": float, "updated_at": str},
+        pk="name",
+        strict=True,
+    )
+    db["seen_events"].create({"event_id": str, "at": str}, pk="event_id", strict=True)
+    db["notices"].create(
+        {"request_id": int, "key": str, "state": str, "ts": str, "at": str},
+        pk=("request_id", "key"),
+        foreign_keys=[("request_id", "requests", "id")],
+        strict=True,
+    )
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    at: datetime
+    request_id: int | None
+    actor: str | None
+    kind: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TagRow:
+    tag_id: str
+    name: str
+    contacts_count: int | None
+    matched_by: str
+    batch_no: int | None
+    outcome: str | None
+    outcome_detail: str | None
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    request_id: int
+    batch_no: int
+    state: str
+    activity_id: str | None
+    tag_count: int
+    percent_done: int
+    items_total: int | None
+    items_completed: int | None
+    errors: tuple[str, ...]
+    submitted_at: datetime | None
+    finished_at: datetime | None
+    next_poll_at: datetime | None
+    poll_count: int
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    state: str
+    requester_id: str
+    team_id: str | None
+    origin_channel: str | None
+    source: str | None
+    reason: str | None
+    required_approvals: int
+    approval_channel: str | None
+    card_ts: str | None
+    preview_response_url: str | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    decided_by: str | None
+    decided_at: datetime | None
+    rejection_reason: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    tag_count: int
+    total_contacts: int
+    unresolved: dict[str, Any]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_REQUEST_STATES
+
+
+@dataclass(frozen=True)
+class NewTag:
+    tag_id: str
+    name: str
+    contacts_count: int | None
+    matched_by: str = "id"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    refresh_token: str
+    access_token: str | None
+    access_expires_at: float | None
+
+
+_DATETIME_FIELDS = {
+    "created_at", "updated_at", "expires_at", "decided_at", "started_at", "finished_at",
+    "submitted_at", "next_poll_at",
+}
+
+
+def _row_to(cls: type, row: dict[str, Any]) -> Any:
+    values = {}
+    for name in cls.__dataclass_fields__:
+        value = row.get(name)
+        if name in _DATETIME_FIELDS:
+            value = from_text(value)
+        values[name] = value
+    return cls(**values)
+
+
+def _request_from(row: dict[str, Any]) -> Request:
+    row = dict(row)
+    row["unresolved"] = json.loads(row["unresolved"] or "{}")
+    row["tag_count"] = row["tag_count"] or 0
+    row["total_contacts"] = row["total_contacts"] or 0
+    return _row_to(Request, row)
+
+
+def _batch_from(row: dict[str, Any]) -> Batch:
+    row = dict(row)
+    row["errors"] = tuple(json.loads(row["errors"] or "[]"))
+    return _row_to(Batch, row)
+
+
+def _create_private_file(path: Path) -> None:
+    """The database holds OAuth tokens: only its owner may read it."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return to_text(value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    return value
+
+
+class Store:
+    """Every read and write the bot makes, each one a whole unit of work under one lock."""
+
+    def __init__(self, path: Path | str, clock: Clock = utc_now) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self._lock = threading.RLock()
+        _create_private_file(self.path)
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=15)
+        self.db = Database(conn)
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.enable_wal()
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        migrations.apply(self.db)
+        for suffix in ("-wal", "-shm"):
+            side = Path(f"{self.path}{suffix}")
+            if side.exists():
+                os.chmod(side, 0o600)
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    @contextmanager
+    def _unit(self) -> Iterator[Database]:
+        with self._lock, self.db.atomic():
+            yield self.db
+
+    def _now(self) -> str:
+        return to_text(self.clock()) or ""
+
+    # --- health and migrations ---------------------------------------------------------
+
+    def applied_migrations(self) -> list[str]:
+        with self._lock:
+            return [m.name for m in migrations.applied(self.db)]
+
+    def pending_migrations(self) -> list[str]:
+        with self._lock:
+            return [m.name for m in migrations.pending(self.db)]
+
+    def ping(self) -> bool:
+        with self._lock:
+            return self.db.execute("SELECT 1").fetchone()[0] == 1
+
+    # --- audit -------------------------------------------------------------------------
+
+    def _add_event(self, db: Database, request_id: int | None, actor: str | None, kind: str, detail: dict | None) -> None:
+        db["events"].insert(
+            {"at": self._now(), "request_id": request_id, "actor": actor, "kind": kind,
+             "detail": json.dumps(detail or {}, sort_keys=True)}
+        )
+
+    def add_event(self, request_id: int | None, actor: str | None, kind: str, detail: dict | None = None) -> None:
+        with self._unit() as db:
+            self._add_event(db, request_id, actor, kind, detail)
+
+    def events(
+        self,
+        request_id: int | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kind_prefix: str | None = None,
+    ) -> list[Event]:
+        clauses, params = [], []
+        for clause, value in (
+            ("request_id = ?", request_id),
+            ("actor = ?", actor),
+            ("at >= ?", to_text(since)),
+            ("at < ?", to_text(until)),
+            ("kind LIKE ?", f"{kind_prefix}%" if kind_prefix else None),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = " AND ".join(clauses) or None
+        with self._lock:
+            rows = list(self.db["events"].rows_where(where, params, order_by="id"))
+        return [
+            Event(r["id"], from_text(r["at"]), r["request_id"], r["actor"], r["kind"], json.loads(r["detail"] or "{}"))
+            for r in rows
+        ]
+
+    # --- requests ----------------------------------------------------------------------
+
+    def create_request(
+        self,
+        *,
+        requester_id: str,
+        team_id: str | None,
+        origin_channel: str | None,
+        source: str,
+        reason: str | None,
+        required_approvals: int,
+        tags: Sequence[NewTag],
+        unresolved: dict[str, Any] | None = None,
+        expires_at: datetime | None = None,
+    ) -> int:
+        """A draft request with its resolved tags, recorded as they were at preview."""
+        now = self._now()
+        with self._unit() as db:
+            table = db["requests"]
+            table.insert(
+                {
+                    "state": RequestState.DRAFT.value, "requester_id": requester_id, "team_id": team_id,
+                    "origin_channel": origin_channel, "source": source, "reason": reason,
+                    "required_approvals": required_approvals, "created_at": now, "updated_at": now,
+                    "expires_at": to_text(expires_at), "tag_count": len(tags),
+                    "total_contacts": sum(t.contacts_count or 0 for t in tags),
+                    "unresolved": json.dumps(unresolved or {}, sort_keys=True),
+                }
+            )
+            request_id = int(table.last_pk)
+            db["request_tags"].insert_all(
+                {"request_id": request_id, "position": i, "tag_id": t.tag_id, "name": t.name,
+                 "contacts_count": t.contacts_count, "matched_by": t.matched_by}
+                for i, t in enumerate(tags)
+            )
+            self._add_event(
+                db, request_id, requester_id, "request.created",
+                {"source": source, "tags": len(tags), "unresolved": unresolved or {}},
+            )
+        return request_id
+
+    def get_request(self, request_id: int) -> Request | None:
+        with self._lock:
+            rows = list(self.db["requests"].rows_where("id = ?", [request_id]))
+        return _request_from(rows[0]) if rows else None
+
+    def request_by_card(self, channel: str, ts: str) -> Request | None:
+        with self._lock:
+            rows = list(self.db["requests"].rows_where("approval_channel = ? AND card_ts = ?", [channel, ts]))
+        return _request_from(rows[0]) if rows else None
+
+    def requests(
+        self, states: Iterable[str] | None = None, requester_id: str | None = None, limit: int = 50
+    ) -> list[Request]:
+        clauses, params = [], []
+        if states is not None:
+            states = list(states)
+            clauses.append(f"state IN ({', '.join('?' for _ in states)})")
+            params.extend(states)
+        if requester_id is not None:
+            clauses.append("requester_id = ?")
+            params.append(requester_id)
+        with self._lock:
+            rows = self.db["requests"].rows_where(
+                " AND ".join(clauses) or None, params, order_by="id DESC", limit=limit
+            )
+            return [_request_from(r) for r in rows]
+
+    def request_tags(self, request_id: int) -> list[TagRow]:
+        with self._lock:
+            rows = self.db["request_tags"].rows_where("request_id = ?", [request_id], order_by="position")
+            return [_row_to(TagRow, r) for r in rows]
+
+    def update_request(self, request_id: int, **fields: Any) -> None:
+        """Fields that are not the state (card ts, reason, …); states go through transition()."""
+        if "state" in fields:
+            raise ValueError("use transition() to change a request's state")
+        fields = {k: _encode(v) for k, v in fields.items()}
+        fields["updated_at"] = self._now()
+        with self._unit() as db:
+            db["requests"].update(request_id, fields)
+
+    def transition(
+        self,
+        request_id: int,
+        target: RequestState,
+        *,
+        actor: str | None,
+        kind: str,
+        detail: dict[str, Any] | None = None,
+        expect: Iterable[str] | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Compare-and-set: move to `target` only from an allowed (or `expect`ed) state.
+
+        Returns whether this caller won; the winner's audit event is written in the same
+        transaction, and a loser changes nothing.
+        """
+        allowed = tuple(expect) if expect is not None else sources_of(target)
+        values = {k: _encode(v) for k, v in fields.items()}
+        values.update(state=target.value, updated_at=self._now())
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        placeholders = ", ".join("?" for _ in allowed)
+        sql = f"UPDATE requests SET {assignments} WHERE id = ? AND state IN ({placeholders})"
+        with self._unit() as db:
+            cursor = db.execute(sql, [*values.values(), request_id, *allowed])
+            won = cursor.rowcount == 1
+            if won:
+                self._add_event(db, request_id, actor, kind, {"to": target.value, **(detail or {})})
+        return won
+
+    # --- approvals ---------------------------------------------------------------------
+
+    def add_approval(self, request_id: int, user_id: str) -> tuple[bool, tuple[str, ...]]:
+        """Record one approver's approval once; returns (newly added, every approver so far)."""
+        with self._unit() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO approvals (request_id, user_id, at) VALUES (?, ?, ?)",
+                [request_id, user_id, self._now()],
+            )
+            added = cursor.rowcount == 1
+            if added:
+                self._add_event(db, request_id, user_id, "approval.recorded", {})
+            users = tuple(r[0] for r in db.execute(
+                "SELECT user_id FROM approvals WHERE request_id = ? ORDER BY at, user_id", [request_id]
+            ).fetchall())
+        return added, users
+
+    def approvals(self, request_id: int) -> tuple[str, ...]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT user_id FROM approvals WHERE request_id = ? ORDER BY at, user_id", [request_id]
+            ).fetchall()
+        return tuple(r[0] for r in rows)
+
+    # --- batches -----------------------------------------------------------------------
+
+    def create_batches(self, request_id: int, tag_batches: Sequence[Sequence[str]]) -> None:
+        """Lay out the batches once; a second call (after a restart) changes nothing."""
+        with self._unit() as db:
+            existing = db.execute("SELECT COUNT(*) FROM batches WHERE request_id = ?", [request_id]).fetchone()[0]
+            if existing:
+                return
+            now = self._now()
+            for batch_no, ids in enumerate(tag_batches):
+                db["batches"].insert(
+                    {"request_id": request_id, "batch_no": batch_no, "state": BatchState.PENDING.value,
+                     "tag_count": len(ids), "updated_at": now}
+                )
+                db.execute(
+                    f"UPDATE request_tags SET batch_no = ? WHERE request_id = ? AND tag_id IN ({', '.join('?' for _ in ids)})",
+                    [batch_no, request_id, *ids],
+                )
+
+    def batches(self, request_id: int) -> list[Batch]:
+        with self._lock:
+            rows = self.db["batches"].rows_where("request_id = ?", [request_id], order_by="batch_no")
+            return [_batch_from(r) for r in rows]
+
+    def batch(self, batch_id: int) -> Batch | None:
+        with self._lock:
+            rows = list(self.db["batches"].rows_where("id = ?", [batch_id]))
+        return _batch_from(rows[0]) if rows else None
+
+    def batches_in_states(self, states: Iterable[str]) -> list[Batch]:
+        states = list(states)
+        with self._lock:
+            rows = self.db["batches"].rows_where(
+                f"state IN ({', '.join('?' for _ in states)})", states, order_by="id"
+            )
+            return [_batch_from(r) for r in rows]
+
+    def batch_tag_ids(self, request_id: int, batch_no: int) -> list[str]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT tag_id FROM request_tags WHERE request_id = ? AND batch_no = ? ORDER BY position",
+                [request_id, batch_no],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def transition_batch(
+        self,
+        batch_id: int,
+        expect: Iterable[str],
+        target: str,
+        *,
+        actor: str | None = "runner",
+        kind: str | None = None,
+        detail: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Compare-and-set on a batch; an audit event is written when the state changes."""
+        expect = tuple(expect)
+        values = {k: _encode(v) for k, v in fields.items()}
+        values.update(state=target, updated_at=self._now())
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        sql = f"UPDATE batches SET {assignments} WHERE id = ? AND state IN ({', '.join('?' for _ in expect)})"
+        with self._unit() as db:
+            won = db.execute(sql, [*values.values(), batch_id, *expect]).rowcount == 1
+            if won and kind:
+                request_id = db.execute("SELECT request_id FROM batches WHERE id = ?", [batch_id]).fetchone()[0]
+                self._add_event(db, request_id, actor, kind, {"batch": batch_id, "to": target, **(detail or {})})
+        return won
+
+    def running_batches(self) -> list[Batch]:
+        return self.batches_in_states(s.value for s in RUNNING_BATCH_STATES)
+
+    def set_tag_outcomes(self, request_id: int, outcomes: dict[str, tuple[str, str | None]]) -> None:
+        with self._unit() as db:
+            for tag_id, (outcome, detail) in outcomes.items():
+                db.execute(
+                    "UPDATE request_tags SET outcome = ?, outcome_detail = ? WHERE request_id = ? AND tag_id = ?",
+                    [outcome, detail, request_id, tag_id],
+                )
+
+    # --- Slack event de-duplication and posted notices ------------------------------
+
+    def first_sighting(self, event_id: str) -> bool:
+        """True the first time an event id is seen: Slack retries deliveries."""
+        with self._unit() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO seen_events (event_id, at) VALUES (?, ?)", [event_id, self._now()]
+            )
+            return cursor.rowcount == 1
+
+    def claim_notice(self, request_id: int, key: str) -> bool:
+        """Reserve a milestone message before posting it; only one caller ever wins."""
+        with self._unit() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO notices (request_id, key, state, at) VALUES (?, ?, 'claimed', ?)",
+                [request_id, key, self._now()],
+            )
+            return cursor.rowcount == 1
+
+    def notice_posted(self, request_id: int, key: str, ts: str | None) -> None:
+        with self._unit() as db:
+            db.execute(
+                "UPDATE notices SET state = 'posted', ts = ?, at = ? WHERE request_id = ? AND key = ?",
+                [ts, self._now(), request_id, key],
+            )
+
+    def release_notice(self, request_id: int, key: str) -> None:
+        """A post that failed before reaching Slack may be tried again later."""
+        with self._unit() as db:
+            db.execute("DELETE FROM notices WHERE request_id = ? AND key = ? AND state = 'claimed'", [request_id, key])
+
+    def notices(self, request_id: int) -> dict[str, str | None]:
+        with self._lock:
+            rows = self.db.execute("SELECT key, state FROM notices WHERE request_id = ?", [request_id]).fetchall()
+        return {k: s for k, s in rows}
+
+    # --- Constant Contact credentials --------------------------------------------------
+
+    def load_credentials(self, name: str = "constant_contact") -> Credentials | None:
+        with self._lock:
+            rows = list(self.db["credentials"].rows_where("name = ?", [name]))
+        if not rows:
+            return None
+        row = rows[0]
+        return Credentials(row["refresh_token"], row["access_token"], row["access_expires_at"])
+
+    def save_credentials(self, credentials: Credentials, name: str = "constant_contact") -> None:
+        with self._unit() as db:
+            db["credentials"].upsert(
+                {"name": name, "refresh_token": credentials.refresh_token,
+                 "access_token": credentials.access_token,
+                 "access_expires_at": credentials.access_expires_at, "updated_at": self._now()},
+                pk="name",
+            )
+            self._add_event(db, None, "system", "credentials.saved", {"name": name})
