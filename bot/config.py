@@ -72,6 +72,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("APPROVAL_CHANNEL", "", "a channel id such as C012ABCDEF (default: where the command came from)"),
     Setting("APPROVAL_TTL_HOURS", "24", "a number of hours greater than 0, such as 24 or 0.5"),
     Setting("PORT", "3000", "a TCP port number from 1 to 65535"),
+    Setting("HOST", "0.0.0.0", "the address the HTTP server listens on, such as 0.0.0.0 or 127.0.0.1"),
     Setting("LOG_LEVEL", "INFO", "one of " + ", ".join(LOG_LEVELS)),
     Setting("LOG_FORMAT", "text", "text or json"),
     Setting("POLL_MIN_SECONDS", "2", "seconds between activity polls at the shortest, a number > 0"),
@@ -116,6 +117,7 @@ class Settings:
     approval_channel: str | None = None
     approval_ttl_hours: float = 24.0
     port: int = 3000
+    host: str = "0.0.0.0"
     log_level: str = "INFO"
     log_format: str = "text"
     poll_min_seconds: float = 2.0
@@ -227,6 +229,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "APPROVAL_CHANNEL": ("approval_channel", _optional_channel),
     "APPROVAL_TTL_HOURS": ("approval_ttl_hours", _positive_float),
     "PORT": ("port", _port),
+    "HOST": ("host", _text),
     "LOG_LEVEL": ("log_level", _log_level),
     "LOG_FORMAT": ("log_format", _log_format),
     "POLL_MIN_SECONDS": ("poll_min_seconds", _positive_float),

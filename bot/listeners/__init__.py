@@ -1,0 +1,15 @@
+"""One module per Slack surface; `register` wires them all to the app."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.listeners import commands, errors, events, middleware
+from bot.runtime import Services
+
+
+def register(app: App, services: Services) -> None:
+    middleware.register(app, services)
+    errors.register(app, services)
+    commands.register(app, services)
+    events.register(app, services)

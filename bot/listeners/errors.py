@@ -1,0 +1,54 @@
+"""The last line of defence: any failure becomes a short apology to the person and a log line."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from bot.runtime import Services
+
+log = logging.getLogger(__name__)
+
+APOLOGY = (
+    ":warning: Sorry, something went wrong on my side and I could not finish that. "
+    "Nothing was deleted. Please try again in a minute; if it keeps happening, tell the bot's operators."
+)
+
+
+def _person_and_place(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    user = body.get("user_id") or (body.get("user") or {}).get("id") or (body.get("event") or {}).get("user")
+    channel = (
+        body.get("channel_id")
+        or (body.get("channel") or {}).get("id")
+        or (body.get("event") or {}).get("channel")
+    )
+    return user, channel
+
+
+def apologise(body: dict[str, Any], client: WebClient) -> None:
+    response_url = body.get("response_url")
+    try:
+        if response_url:
+            WebhookClient(response_url).send(text=APOLOGY, response_type="ephemeral", replace_original=False)
+            return
+        user, channel = _person_and_place(body)
+        if user and channel:
+            client.chat_postEphemeral(channel=channel, user=user, text=APOLOGY)
+    except Exception:  # noqa: BLE001 - nothing more can be done for this person
+        log.warning("could not deliver the apology", exc_info=True)
+
+
+def register(app: App, services: Services) -> None:
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any], client: WebClient) -> BoltResponse | None:
+        user, _ = _person_and_place(body)
+        log.error(
+            "listener failed: %s: %s", type(error).__name__, error,
+            exc_info=error, extra={"actor": user, "outcome": "error"},
+        )
+        apologise(body, client)
+        return None

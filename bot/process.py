@@ -1,0 +1,90 @@
+"""One bot process: services, the Bolt app, and HTTP or Socket Mode, started and stopped in order.
+
+Exactly one process may run per Slack app and database: it owns the scheduler (polls would run
+twice otherwise) and, in Socket Mode, the connection (Slack would split events between two).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from slack_bolt import App
+
+from bot.app import build_app
+from bot.config import Settings
+from bot.runtime import Services
+from bot.server import HttpServer
+
+log = logging.getLogger(__name__)
+
+
+class BotProcess:
+    def __init__(self, settings: Settings, *, socket_mode: bool = False, services: Services | None = None) -> None:
+        self.settings = settings
+        self.socket_mode = socket_mode
+        self.services = services or Services.build(settings)
+        self.app: App = build_app(self.services)
+        self.http: HttpServer | None = None
+        self._socket_handler = None
+        self._stopped = threading.Event()
+
+    def start(self, *, serve_http_in_thread: bool = True) -> "BotProcess":
+        self.services.start()
+        self.on_started()
+        if self.socket_mode:
+            self._connect_socket_mode()
+        else:
+            self.http = HttpServer(self.app, self.services.health, self.settings.host, self.settings.port)
+            if serve_http_in_thread:
+                self.http.start_in_thread()
+        return self
+
+    def on_started(self) -> None:
+        """Resume in-flight work (recovery); extended by the runner."""
+        recover = getattr(self.services, "recover", None)
+        if callable(recover):
+            recover()
+
+    def _connect_socket_mode(self) -> None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        token = self.settings.slack_app_token.reveal() if self.settings.slack_app_token else None
+        self._socket_handler = SocketModeHandler(self.app, app_token=token)
+        self._socket_handler.connect()
+        log.info("connected to Slack in Socket Mode", extra={"event": "startup"})
+
+    def serve_forever(self) -> None:
+        """Block until SIGTERM/SIGINT, then shut down cleanly."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            if self.http is not None:
+                log.info("serving HTTP on %s", self.http.url, extra={"event": "startup"})
+                self.http.run()
+            else:
+                self._heartbeat_until_stopped()
+        finally:
+            self.stop()
+
+    def _heartbeat_until_stopped(self, every_seconds: float = 60.0) -> None:
+        while not self._stopped.wait(every_seconds):
+            log.info("heartbeat %s", self.services.health(), extra={"event": "heartbeat"})
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name, extra={"event": "shutdown"})
+        self._stopped.set()
+        if self.http is not None:
+            raise SystemExit(0)
+
+    def stop(self) -> None:
+        if self._socket_handler is not None:
+            self._socket_handler.close()
+            self._socket_handler = None
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
+        self._stopped.set()
+        self.services.stop()

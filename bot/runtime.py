@@ -1,0 +1,160 @@
+"""The long-lived parts of one bot process, built from settings and started/stopped together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
+from apscheduler.schedulers.background import BackgroundScheduler
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
+
+from bot.approvers import ApproverDirectory, GroupsUnavailable
+from bot.config import Settings
+from bot.lifecycle import TERMINAL_REQUEST_STATES, RequestState
+from bot.store import Credentials, Store, utc_now
+
+log = logging.getLogger(__name__)
+
+
+class StoreTokenStore:
+    """Constant Contact tokens kept in the database (the client's TokenStore protocol)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def load_tokens(self) -> Any:
+        from bot.constant_contact import StoredTokens
+
+        saved = self.store.load_credentials()
+        if saved is None:
+            return None
+        return StoredTokens(saved.refresh_token, saved.access_token, saved.access_expires_at)
+
+    def save_tokens(self, tokens: Any) -> None:
+        self.store.save_credentials(
+            Credentials(tokens.refresh_token, tokens.access_token, tokens.access_expires_at)
+        )
+
+
+def background_slack_client(settings: Settings) -> WebClient:
+    """For work after the ack: it may sleep on Slack's Retry-After, listener clients must not."""
+    token = settings.slack_bot_token.reveal() if settings.slack_bot_token else None
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=15)
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
+    client.retry_handlers.append(ServerErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+def listener_slack_client(settings: Settings) -> WebClient:
+    token = settings.slack_bot_token.reveal() if settings.slack_bot_token else None
+    return WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+
+
+def slack_group_lookup(client: WebClient) -> Callable[[str], list[str]]:
+    def lookup(group: str) -> list[str]:
+        try:
+            response = client.usergroups_users_list(usergroup=group)
+        except SlackApiError as error:
+            if error.response.get("error") == "plan_upgrade_required":
+                raise GroupsUnavailable() from error
+            raise
+        return list(response.get("users") or [])
+
+    return lookup
+
+
+def new_scheduler(workers: int = 16) -> BackgroundScheduler:
+    # The database is the truth; jobs live in memory and are rebuilt at start-up. A generous
+    # misfire grace time keeps a busy pool from silently skipping polls.
+    return BackgroundScheduler(
+        timezone="UTC",
+        executors={"default": SchedulerPool(workers)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+    )
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    slack: WebClient
+    approvers: ApproverDirectory
+    scheduler: BackgroundScheduler
+    clock: Callable[[], datetime] = utc_now
+    started_at: float = field(default_factory=time.time)
+    _cc: Any = None
+    _cc_lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopped: bool = False
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Callable[[], datetime] = utc_now) -> "Services":
+        store = Store(settings.db_path, clock=clock)
+        slack = background_slack_client(settings)
+        approvers = ApproverDirectory(
+            settings.approver_ids, settings.approver_group, slack_group_lookup(listener_slack_client(settings))
+        )
+        return cls(settings, store, slack, approvers, new_scheduler(), clock)
+
+    @property
+    def cc(self) -> Any:
+        """The Constant Contact client, built on first use (only commands that need it pay for it)."""
+        with self._cc_lock:
+            if self._cc is None:
+                from bot.constant_contact import ConstantContactClient
+
+                s = self.settings
+                self._cc = ConstantContactClient(
+                    api_url=s.cc_api_url,
+                    auth_url=s.cc_auth_url,
+                    client_id=s.cc_client_id or "",
+                    client_secret=s.cc_client_secret.reveal() if s.cc_client_secret else None,
+                    token_store=StoreTokenStore(self.store),
+                    initial_refresh_token=s.cc_refresh_token.reveal() if s.cc_refresh_token else None,
+                )
+            return self._cc
+
+    def start(self) -> None:
+        if not self.scheduler.running:
+            self.scheduler.start()
+
+    def stop(self) -> None:
+        """Idempotent: the signal handler and the normal exit path may both call it."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self._cc is not None:
+            self._cc.close()
+        self.store.close()
+
+    def health(self) -> dict[str, Any]:
+        try:
+            database = "ok" if self.store.ping() and not self.store.pending_migrations() else "not migrated"
+        except Exception as error:  # noqa: BLE001 - the health report must always answer
+            database = f"error: {type(error).__name__}"
+        in_flight = [
+            r for r in self.store.requests(limit=1000)
+            if r.state not in TERMINAL_REQUEST_STATES and r.state != RequestState.DRAFT
+        ]
+        last_cc = getattr(self._cc, "last_success_at", None) if self._cc is not None else None
+        healthy = database == "ok" and self.scheduler.running
+        return {
+            "status": "ok" if healthy else "degraded",
+            "database": database,
+            "scheduler": "running" if self.scheduler.running else "stopped",
+            "scheduled_jobs": len(self.scheduler.get_jobs()) if self.scheduler.running else 0,
+            "in_flight_requests": len(in_flight),
+            "last_constant_contact_success": (
+                datetime.fromtimestamp(last_cc).astimezone().isoformat() if last_cc else None
+            ),
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+        }

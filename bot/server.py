@@ -1,0 +1,78 @@
+"""HTTP mode: Bolt behind waitress (a production WSGI server) in this process.
+
+`POST /slack/events` takes commands, interactivity and events; `GET /healthz` reports health.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress.server import create_server
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+HealthReport = Callable[[], dict[str, Any]]
+
+
+class SlackWsgiApp:
+    def __init__(self, app: App, health: HealthReport) -> None:
+        self.slack = SlackRequestHandler(app, path="/slack/events")
+        self.health = health
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if path == "/healthz" and method in ("GET", "HEAD"):
+            report = self.health()
+            status = "200 OK" if report.get("status") == "ok" else "503 Service Unavailable"
+            return self._json(start_response, status, report)
+        if path == "/slack/events" and method == "POST":
+            return self.slack(environ, start_response)
+        return self._json(start_response, "404 Not Found", {"error": "not found", "path": path})
+
+    @staticmethod
+    def _json(start_response: StartResponse, status: str, payload: dict[str, Any]) -> list[bytes]:
+        body = json.dumps(payload).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+class HttpServer:
+    """A waitress server that can run in the foreground or in a thread and stop cleanly."""
+
+    def __init__(self, app: App, health: HealthReport, host: str, port: int, threads: int = 16) -> None:
+        self.server = create_server(
+            SlackWsgiApp(app, health), host=host, port=port, threads=threads,
+            ident="deletetags-bot", channel_timeout=30, connection_limit=200,
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server.effective_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.server.effective_host}:{self.port}"
+
+    def run(self) -> None:
+        self.server.run()
+
+    def start_in_thread(self) -> "HttpServer":
+        self._thread = threading.Thread(target=self.run, name="http-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.task_dispatcher.shutdown(timeout=5)
+        self.server.close()
+        if self._thread is not None:
+            # Wake the asyncore loop so it notices its map is empty.
+            self.server.trigger.pull_trigger() if hasattr(self.server, "trigger") else None
+            self._thread.join(timeout=5)
