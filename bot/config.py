@@ -71,7 +71,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REQUIRED_APPROVALS", "1", "a whole number from 1 to 5"),
     Setting("APPROVAL_CHANNEL", "", "a channel id such as C012ABCDEF (default: where the command came from)"),
     Setting("APPROVAL_TTL_HOURS", "24", "a number of hours greater than 0, such as 24 or 0.5"),
-    Setting("PORT", "3000", "a TCP port number from 1 to 65535"),
+    Setting("PORT", "3000", "a TCP port number from 1 to 65535 (0: any free port)"),
     Setting("HOST", "0.0.0.0", "the address the HTTP server listens on, such as 0.0.0.0 or 127.0.0.1"),
     Setting("LOG_LEVEL", "INFO", "one of " + ", ".join(LOG_LEVELS)),
     Setting("LOG_FORMAT", "text", "text or json"),
@@ -178,7 +178,7 @@ def _positive_float(value: str) -> float:
 
 def _port(value: str) -> int:
     number = int(value.strip())
-    if not 1 <= number <= 65535:
+    if not 0 <= number <= 65535:
         raise ValueError
     return number
 

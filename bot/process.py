@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 
 from slack_bolt import App
@@ -26,7 +27,8 @@ class BotProcess:
         self.settings = settings
         self.socket_mode = socket_mode
         self.services = services or Services.build(settings)
-        self.app: App = build_app(self.services)
+        self.listener_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="bolt-listener")
+        self.app: App = build_app(self.services, self.listener_pool)
         self.http: HttpServer | None = None
         self._socket_handler = None
         self._stopped = threading.Event()
@@ -86,5 +88,7 @@ class BotProcess:
         if self.http is not None:
             self.http.stop()
             self.http = None
+        # Listeners still finishing after their ack get to complete before the services close.
+        self.listener_pool.shutdown(wait=True, cancel_futures=False)
         self._stopped.set()
         self.services.stop()

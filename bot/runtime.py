@@ -19,9 +19,14 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, Se
 from bot.approvers import ApproverDirectory, GroupsUnavailable
 from bot.config import Settings
 from bot.lifecycle import TERMINAL_REQUEST_STATES, RequestState
+from bot.decisions import Decisions
+from bot.intake import Intake, TagCatalog
+from bot.notifier import Notifier
 from bot.store import Credentials, Store, utc_now
 
 log = logging.getLogger(__name__)
+
+EXPIRY_SWEEP_SECONDS = 30
 
 
 class StoreTokenStore:
@@ -90,6 +95,10 @@ class Services:
     scheduler: BackgroundScheduler
     clock: Callable[[], datetime] = utc_now
     started_at: float = field(default_factory=time.time)
+    notifier: Notifier = field(init=False)
+    decisions: Decisions = field(init=False)
+    intake: Intake = field(init=False)
+    catalog: TagCatalog = field(init=False)
     _cc: Any = None
     _cc_lock: threading.Lock = field(default_factory=threading.Lock)
     _stopped: bool = False
@@ -102,6 +111,18 @@ class Services:
             settings.approver_ids, settings.approver_group, slack_group_lookup(listener_slack_client(settings))
         )
         return cls(settings, store, slack, approvers, new_scheduler(), clock)
+
+    def __post_init__(self) -> None:
+        self.notifier = Notifier(self.store, self.slack, self.approvers)
+        self.decisions = Decisions(
+            self.store, self.notifier, self.approvers, self.settings, self.clock, on_approved=self.on_approved
+        )
+        self.catalog = TagCatalog(lambda: self.cc.list_tags(include_count=True))
+        self.intake = Intake(self.store, self.catalog, self.clock, self.settings.required_approvals)
+
+    def on_approved(self, request_id: int) -> None:
+        """Hand an approved request to the runner (wired by the execution feature)."""
+        log.info("approved", extra={"request_id": str(request_id), "outcome": "approved"})
 
     @property
     def cc(self) -> Any:
@@ -124,6 +145,11 @@ class Services:
     def start(self) -> None:
         if not self.scheduler.running:
             self.scheduler.start()
+        self.decisions.expire_overdue()
+        self.scheduler.add_job(
+            self.decisions.expire_overdue, "interval", seconds=EXPIRY_SWEEP_SECONDS, id="expire-overdue",
+            replace_existing=True,
+        )
 
     def stop(self) -> None:
         """Idempotent: the signal handler and the normal exit path may both call it."""

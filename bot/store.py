@@ -490,9 +490,12 @@ class Store:
     def add_approval(self, request_id: int, user_id: str) -> tuple[bool, tuple[str, ...]]:
         """Record one approver's approval once; returns (newly added, every approver so far)."""
         with self._unit() as db:
+            # Only while the request still awaits approval: a late click after a rejection
+            # or an expiry must leave no approval behind.
             cursor = db.execute(
-                "INSERT OR IGNORE INTO approvals (request_id, user_id, at) VALUES (?, ?, ?)",
-                [request_id, user_id, self._now()],
+                "INSERT OR IGNORE INTO approvals (request_id, user_id, at) "
+                "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM requests WHERE id = ? AND state = ?)",
+                [request_id, user_id, self._now(), request_id, RequestState.AWAITING_APPROVAL.value],
             )
             added = cursor.rowcount == 1
             if added:

@@ -85,8 +85,10 @@ def test_audit_log_is_append_only(store: Store) -> None:
     assert [e.kind for e in store.events(request_id)] == ["request.created"]
 
 
-def test_approvals_are_unique_per_user(store: Store) -> None:
+def test_approvals_are_unique_per_user_and_only_while_awaiting(store: Store) -> None:
     request_id = new_request(store)
+    assert store.add_approval(request_id, "U1") == (False, ())  # still a draft
+    store.transition(request_id, RequestState.AWAITING_APPROVAL, actor="U0REQ", kind="request.confirmed")
     assert store.add_approval(request_id, "U1") == (True, ("U1",))
     assert store.add_approval(request_id, "U1") == (False, ("U1",))
     added, users = store.add_approval(request_id, "U2")

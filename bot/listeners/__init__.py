@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import commands, errors, events, middleware
+from bot.listeners import actions, commands, errors, events, middleware, views
 from bot.runtime import Services
 
 
@@ -13,3 +13,5 @@ def register(app: App, services: Services) -> None:
     errors.register(app, services)
     commands.register(app, services)
     events.register(app, services)
+    actions.register(app, services)
+    views.register(app, services)

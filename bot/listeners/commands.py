@@ -1,7 +1,8 @@
-"""`/deletetags`: parse the text and send each kind of command to its handler."""
+"""`/deletetags`: parse the text, acknowledge at once, then do the slow part."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -9,10 +10,13 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import tags
+from bot import blocks, tags
+from bot.listeners.replies import explain_cc_error
 from bot.runtime import Services
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[Services, Ack, dict[str, Any], tags.Command, Respond, WebClient], None]
 
 
 def usage_reply(note: str | None = None) -> dict[str, Any]:
@@ -20,10 +24,67 @@ def usage_reply(note: str | None = None) -> dict[str, Any]:
     return {"response_type": "ephemeral", "text": text}
 
 
+def on_help(services: Services, ack: Ack, command: dict[str, Any], parsed: tags.Command,
+            respond: Respond, client: WebClient) -> None:
+    ack(**usage_reply())
+
+
+def on_modal(services: Services, ack: Ack, command: dict[str, Any], parsed: tags.Command,
+             respond: Respond, client: WebClient) -> None:
+    ack()
+    metadata = json.dumps({"channel": command.get("channel_id"), "team": command.get("team_id")})
+    client.views_open(trigger_id=command["trigger_id"], view=blocks.new_request_modal(metadata))
+
+
+def on_request(services: Services, ack: Ack, command: dict[str, Any], parsed: tags.Command,
+               respond: Respond, client: WebClient) -> None:
+    selection = parsed.selection or tags.Selection()
+    problem = selection.problem()
+    if problem:
+        ack(response_type="ephemeral", text=problem)
+        return
+    ack(response_type="ephemeral", text=f":mag: Checking {selection.entry_count:,} entries against Constant Contact…")
+    prepared = explain_cc_error(lambda: services.intake.prepare(
+        user_id=command["user_id"], team_id=command.get("team_id"), channel_id=command.get("channel_id"),
+        source="command", selection=selection, reason=parsed.reason,
+    ))
+    if isinstance(prepared, str):
+        respond(response_type="ephemeral", text=prepared)
+    elif prepared.preview is None:
+        respond(response_type="ephemeral", text=prepared.message or "Nothing to delete.")
+    else:
+        respond(response_type="ephemeral", text=blocks.preview_text(prepared.preview),
+                blocks=blocks.preview_blocks(prepared.preview))
+
+
+def on_cancel(services: Services, ack: Ack, command: dict[str, Any], parsed: tags.Command,
+              respond: Respond, client: WebClient) -> None:
+    request_id = request_number(parsed.argument)
+    if request_id is None:
+        ack(response_type="ephemeral", text="Which request? For example `/deletetags cancel 12` (see `/deletetags list`).")
+        return
+    ack()
+    outcome = services.decisions.cancel(request_id, command["user_id"])
+    respond(response_type="ephemeral", text=outcome.message)
+
+
+def request_number(argument: str | None) -> int | None:
+    text = (argument or "").strip().lstrip("#")
+    return int(text) if text.isdigit() and len(text) < 12 else None
+
+
+HANDLERS: dict[str, Handler] = {
+    "help": on_help,
+    "modal": on_modal,
+    "request": on_request,
+    "cancel": on_cancel,
+}
+
+
 def register(app: App, services: Services) -> None:
     @app.command("/deletetags")
     def deletetags(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        parsed = tags.parse_command(command.get("text") or "")
+        parsed = tags.parse_command(command.get("text") or "", max_entries=services.settings.max_entries)
         log.info("command", extra={"actor": command.get("user_id"), "event": f"/deletetags {parsed.kind}"})
         handler = HANDLERS.get(parsed.kind)
         if handler is None:
@@ -31,10 +92,3 @@ def register(app: App, services: Services) -> None:
             ack(**usage_reply(note))
             return
         handler(services, ack, command, parsed, respond, client)
-
-
-Handler = Callable[..., None]
-# Filled in by the request, status and list features as they land; unknown kinds get usage.
-HANDLERS: dict[str, Handler] = {
-    "help": lambda services, ack, command, parsed, respond, client: ack(**usage_reply()),
-}

@@ -1,0 +1,198 @@
+"""What happens when someone confirms, approves, rejects, cancels, or nobody decides in time.
+
+Each use case asks `bot.lifecycle` whether the person may act, makes the change with one
+compare-and-set in the store (the loser of a race changes nothing), records refusals in the
+audit log, and returns the sentence to show the person who acted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot import lifecycle
+from bot.approvers import ApproverDirectory
+from bot.config import Settings
+from bot.lifecycle import Action, Decision, RequestFacts, RequestState
+from bot.notifier import CardNotPosted, Notifier
+from bot.store import Request, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    message: str
+    code: str = "ok"
+
+
+NEEDS_REASON = Outcome(False, "A reason is needed before approvers are asked.", "needs_reason")
+
+
+def gone(request_id: int) -> Outcome:
+    return Outcome(False, f"Request #{request_id} does not exist (any more).", "not_found")
+
+
+class Decisions:
+    def __init__(
+        self,
+        store: Store,
+        notifier: Notifier,
+        approvers: ApproverDirectory,
+        settings: Settings,
+        clock: Callable[[], datetime],
+        on_approved: Callable[[int], None] = lambda request_id: None,
+    ) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.approvers = approvers
+        self.settings = settings
+        self.clock = clock
+        self.on_approved = on_approved
+
+    def _facts(self, request: Request) -> RequestFacts:
+        return RequestFacts(
+            request.id, request.state, request.requester_id, self.store.approvals(request.id),
+            request.required_approvals, request.expires_at,
+        )
+
+    def _refuse(self, request_id: int | None, user_id: str, action: str, decision: Decision) -> Outcome:
+        self.store.add_event(request_id, user_id, f"refused.{action}", {"code": decision.code})
+        log.info("refused %s", action, extra={"request_id": str(request_id), "actor": user_id, "outcome": decision.code})
+        return Outcome(False, decision.reason, decision.code)
+
+    # --- confirm: the requester sends the preview to the approvers ---------------------------
+
+    def confirm(self, request_id: int, user_id: str, reason: str | None = None) -> Outcome:
+        request = self.store.get_request(request_id)
+        if request is None:
+            return gone(request_id)
+        decision = lifecycle.may_confirm(user_id, self._facts(request), self.clock())
+        if not decision.allowed:
+            return self._refuse(request_id, user_id, "confirm", decision)
+        reason = (reason or request.reason or "").strip()
+        if not reason:
+            return NEEDS_REASON
+        channel = self.settings.approval_channel or request.origin_channel
+        if not channel or channel.startswith("D"):
+            advice = ("Requests started in a direct message need an approval channel: ask the bot's operators "
+                      "to set APPROVAL_CHANNEL, or run /deletetags in the channel where approvers should see it.")
+            return self._refuse(request_id, user_id, "confirm", Decision.refuse("no_channel", advice))
+        if not self.store.claim_notice(request_id, "card"):
+            return Outcome(False, f"Request #{request_id} has already been sent to the approvers.", "already_sent")
+        return self._send_card(request, channel, reason, user_id)
+
+    def _send_card(self, request: Request, channel: str, reason: str, user_id: str) -> Outcome:
+        expires_at = lifecycle.approval_expiry(self.clock(), self.settings.approval_ttl_hours)
+        as_sent = dataclasses.replace(request, state=RequestState.AWAITING_APPROVAL.value, reason=reason,
+                                      expires_at=expires_at)
+        try:
+            card_ts = self.notifier.post_card(as_sent, channel)
+        except CardNotPosted as error:
+            self.store.release_notice(request.id, "card")
+            return self._refuse(request.id, user_id, "confirm", Decision.refuse("card_not_posted", error.advice))
+        self.store.notice_posted(request.id, "card", card_ts)
+        won = self.store.transition(
+            request.id, RequestState.AWAITING_APPROVAL, actor=user_id, kind="request.confirmed",
+            detail={"channel": channel}, reason=reason, expires_at=expires_at, approval_channel=channel,
+            card_ts=card_ts,
+        )
+        if not won:  # cancelled or expired meanwhile: make the card say so
+            self.store.update_request(request.id, approval_channel=channel, card_ts=card_ts)
+            self.notifier.refresh_card(request.id)
+            return Outcome(False, f"Request #{request.id} was closed before it could be sent.", "closed")
+        link = self.notifier.permalink(channel, card_ts)
+        where = f"<{link}|in <#{channel}>>" if link else f"to <#{channel}>"
+        return Outcome(True, f":outbox_tray: Request #{request.id} was sent {where}. I will tell you when it is decided.")
+
+    # --- approve / reject ----------------------------------------------------------------------
+
+    def may_decide(self, request_id: int, user_id: str, action: Action) -> tuple[Request | None, Outcome]:
+        request = self.store.get_request(request_id)
+        if request is None:
+            return None, self._refuse(None, user_id, action.value, Decision.refuse("not_found", gone(request_id).message))
+        facts = self._facts(request)
+        decision = lifecycle.may_decide(action, user_id, facts, self.approvers.current(), self.clock())
+        if decision.code == "expired":
+            self.expire(request)
+        if not decision.allowed:
+            return request, self._refuse(request_id, user_id, action.value, decision)
+        return request, Outcome(True, "")
+
+    def approve(self, request_id: int, user_id: str) -> Outcome:
+        request, check = self.may_decide(request_id, user_id, Action.APPROVE)
+        if request is None or not check.ok:
+            return check
+        added, approvals = self.store.add_approval(request_id, user_id)
+        if not added:
+            return Outcome(False, f"Request #{request_id} is no longer waiting for approval.", "closed")
+        if not lifecycle.approvals_reached(approvals, request.required_approvals):
+            self.notifier.refresh_card(request_id)
+            return Outcome(True, f"Your approval is recorded: {len(approvals)} of {request.required_approvals}.")
+        won = self.store.transition(
+            request_id, RequestState.APPROVED, actor=user_id, kind="request.approved",
+            detail={"approvals": list(approvals)}, decided_by=user_id, decided_at=self.clock(),
+        )
+        if not won:
+            return Outcome(False, f"Request #{request_id} was already decided.", "already_decided")
+        self.notifier.refresh_card(request_id)
+        self.notifier.tell(request.requester_id, f":white_check_mark: Your deletion request #{request_id} was approved by <@{user_id}>.")
+        self.on_approved(request_id)
+        return Outcome(True, f"You approved request #{request_id}. Deletion starts now.")
+
+    def reject(self, request_id: int, user_id: str, reason: str) -> Outcome:
+        request, check = self.may_decide(request_id, user_id, Action.REJECT)
+        if request is None or not check.ok:
+            return check
+        won = self.store.transition(
+            request_id, RequestState.REJECTED, actor=user_id, kind="request.rejected",
+            detail={"reason": reason}, decided_by=user_id, decided_at=self.clock(), rejection_reason=reason,
+        )
+        if not won:
+            return Outcome(False, f"Request #{request_id} was already decided.", "already_decided")
+        self.notifier.refresh_card(request_id)
+        self.notifier.tell(
+            request.requester_id, f":no_entry: Your deletion request #{request_id} was rejected by <@{user_id}>: {reason}"
+        )
+        return Outcome(True, f"You rejected request #{request_id}.")
+
+    # --- cancel and expiry --------------------------------------------------------------------
+
+    def cancel(self, request_id: int, user_id: str) -> Outcome:
+        request = self.store.get_request(request_id)
+        if request is None:
+            return gone(request_id)
+        decision = lifecycle.may_cancel(user_id, self._facts(request))
+        if not decision.allowed:
+            return self._refuse(request_id, user_id, "cancel", decision)
+        won = self.store.transition(
+            request_id, RequestState.CANCELLED, actor=user_id, kind="request.cancelled",
+            expect=(RequestState.DRAFT.value, RequestState.AWAITING_APPROVAL.value), decided_by=user_id,
+            decided_at=self.clock(),
+        )
+        if not won:
+            return Outcome(False, f"Request #{request_id} was decided just before your click.", "already_decided")
+        self.notifier.refresh_card(request_id)
+        return Outcome(True, f"Request #{request_id} is cancelled. Nothing was deleted.")
+
+    def expire(self, request: Request) -> bool:
+        won = self.store.transition(
+            request.id, RequestState.EXPIRED, actor="system", kind="request.expired",
+            expect=(RequestState.DRAFT.value, RequestState.AWAITING_APPROVAL.value),
+        )
+        if won and request.card_ts:
+            self.notifier.refresh_card(request.id)
+            self.notifier.tell(request.requester_id, f":hourglass: Your deletion request #{request.id} expired: nobody decided in time. Nothing was deleted.")
+        return won
+
+    def expire_overdue(self) -> int:
+        """Run from the scheduler and at start-up."""
+        now = self.clock()
+        open_requests = self.store.requests(
+            states=(RequestState.DRAFT.value, RequestState.AWAITING_APPROVAL.value), limit=10_000
+        )
+        return sum(1 for r in open_requests if r.expires_at and r.expires_at <= now and self.expire(r))

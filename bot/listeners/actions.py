@@ -1,0 +1,99 @@
+"""Buttons on the preview and on the request card. Every click is re-checked on the server."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import blocks
+from bot.lifecycle import Action
+from bot.runtime import Services
+
+log = logging.getLogger(__name__)
+
+
+def clicked_request(body: dict[str, Any]) -> int | None:
+    value = str((body.get("actions") or [{}])[0].get("value") or "")
+    return int(value) if value.isdigit() and len(value) < 12 else None
+
+
+def tell_clicker(respond: Respond, text: str) -> None:
+    respond(response_type="ephemeral", replace_original=False, text=text)
+
+
+def forged(services: Services, body: dict[str, Any], respond: Respond) -> None:
+    user = body["user"]["id"]
+    services.store.add_event(None, user, "refused.invalid_button", {"value": str((body.get("actions") or [{}])[0].get("value"))[:100]})
+    tell_clicker(respond, "That button does not belong to a request I know.")
+
+
+def on_confirm(services: Services, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    request_id, user = clicked_request(body), body["user"]["id"]
+    if request_id is None:
+        return forged(services, body, respond)
+    outcome = services.decisions.confirm(request_id, user)
+    if outcome.code == "needs_reason":
+        metadata = json.dumps({"request_id": request_id, "response_url": body.get("response_url")})
+        view = blocks.reason_modal(blocks.VIEW_CONFIRM_REASON, request_id, "Why delete these?", "Send", "Reason (shown to approvers)")
+        view["private_metadata"] = metadata
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+        return
+    respond(response_type="ephemeral", replace_original=outcome.ok, text=outcome.message)
+
+
+def on_cancel(services: Services, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    request_id, user = clicked_request(body), body["user"]["id"]
+    if request_id is None:
+        return forged(services, body, respond)
+    outcome = services.decisions.cancel(request_id, user)
+    on_preview = bool((body.get("container") or {}).get("is_ephemeral"))
+    respond(response_type="ephemeral", replace_original=outcome.ok and on_preview, text=outcome.message)
+
+
+def on_approve(services: Services, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    request_id, user = clicked_request(body), body["user"]["id"]
+    if request_id is None:
+        return forged(services, body, respond)
+    tell_clicker(respond, services.decisions.approve(request_id, user).message)
+
+
+def on_reject(services: Services, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    request_id, user = clicked_request(body), body["user"]["id"]
+    if request_id is None:
+        return forged(services, body, respond)
+    _, check = services.decisions.may_decide(request_id, user, Action.REJECT)
+    if not check.ok:
+        return tell_clicker(respond, check.message)
+    view = blocks.reason_modal(blocks.VIEW_REJECT_REASON, request_id, "Reject request", "Reject",
+                               "Why is it rejected? (the requester sees this)")
+    client.views_open(trigger_id=body["trigger_id"], view=view)
+
+
+HANDLERS = {
+    blocks.ACTION_CONFIRM: on_confirm,
+    blocks.ACTION_CANCEL: on_cancel,
+    blocks.ACTION_APPROVE: on_approve,
+    blocks.ACTION_REJECT: on_reject,
+}
+
+
+def listener_for(services: Services, handler: Callable[..., None]) -> Callable[..., None]:
+    # Bolt passes arguments by parameter name, so the handler is bound here, not as a default.
+    def listener(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        action = body["actions"][0]
+        log.info("click", extra={"actor": body["user"]["id"], "event": action["action_id"],
+                                 "request_id": str(action.get("value"))[:20]})
+        handler(services, body, respond, client)
+
+    return listener
+
+
+def register(app: App, services: Services) -> None:
+    for action_id, handler in HANDLERS.items():
+        app.action(action_id)(listener_for(services, handler))

@@ -1,0 +1,155 @@
+"""Posts and edits a request's card and thread: the background side of Slack.
+
+Every milestone message is claimed in the database before it is posted, so a retry, a second
+thread or a restart never posts it twice. The client used here sleeps on Slack's Retry-After,
+which is why listeners only call it after they have acknowledged Slack.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.approvers import ApproverDirectory
+from bot.lifecycle import TERMINAL_BATCH_STATES
+from bot.store import Request, Store
+
+log = logging.getLogger(__name__)
+
+FIX_CHANNEL = {
+    "not_in_channel": "I am not a member of <#{channel}>. Invite me there with `/invite @deletetags` and try again.",
+    "channel_not_found": "I cannot see the channel `{channel}`. Invite me to it, or ask an admin to set APPROVAL_CHANNEL to a channel I am in.",
+    "is_archived": "<#{channel}> is archived. Ask an admin to set APPROVAL_CHANNEL to an active channel.",
+}
+
+
+class CardNotPosted(Exception):
+    """The approval card could not be posted; `advice` tells the requester how to fix it."""
+
+    def __init__(self, advice: str) -> None:
+        super().__init__(advice)
+        self.advice = advice
+
+
+def slack_error(error: SlackApiError) -> str:
+    return str(error.response.get("error") or error.response.status_code)
+
+
+class Notifier:
+    def __init__(self, store: Store, client: WebClient, approvers: ApproverDirectory,
+                 progress: Callable[[int], blocks.Progress | None] | None = None) -> None:
+        self.store = store
+        self.client = client
+        self.approvers = approvers
+        self.progress = progress or (lambda request_id: None)
+
+    # --- the card --------------------------------------------------------------------------
+
+    def card_view(self, request: Request, outcome: str | None = None) -> blocks.CardView:
+        tags = [blocks.TagLine(t.tag_id, t.name, t.contacts_count) for t in self.store.request_tags(request.id)]
+        return blocks.CardView(
+            request_id=request.id,
+            state=request.state,
+            requester_id=request.requester_id,
+            reason=request.reason,
+            tags=tags,
+            total_contacts=request.total_contacts,
+            batch_count=max(1, -(-len(tags) // 500)),
+            required_approvals=request.required_approvals,
+            approvals=self.store.approvals(request.id),
+            approver_mention=self.approvers.mention_text(),
+            decided_by=request.decided_by,
+            rejection_reason=request.rejection_reason,
+            expires_at=request.expires_at,
+            progress=self.progress(request.id) if request.state in ("running", "completed", "completed_with_errors", "failed") else None,
+            outcome=outcome,
+        )
+
+    def post_card(self, request: Request, channel: str) -> str:
+        """Post the approval card; raises CardNotPosted with advice for the requester."""
+        view = self.card_view(request)
+        try:
+            response = self.client.chat_postMessage(
+                channel=channel, text=blocks.card_text(view), blocks=blocks.card_blocks(view)
+            )
+        except SlackApiError as error:
+            code = slack_error(error)
+            advice = FIX_CHANNEL.get(code, "Slack refused the message ({code}). Ask the bot's operators to run `deletetags-bot check`.")
+            raise CardNotPosted(advice.format(channel=channel, code=code)) from error
+        return str(response["ts"])
+
+    def refresh_card(self, request_id: int, outcome: str | None = None) -> bool:
+        """Edit the card in place to show the request as it is now."""
+        request = self.store.get_request(request_id)
+        if request is None or not request.card_ts or not request.approval_channel:
+            return False
+        view = self.card_view(request, outcome)
+        try:
+            self.client.chat_update(
+                channel=request.approval_channel, ts=request.card_ts,
+                text=blocks.card_text(view), blocks=blocks.card_blocks(view),
+            )
+        except SlackApiError as error:
+            log.warning("could not update the card: %s", slack_error(error),
+                        extra={"request_id": str(request_id), "outcome": "card_not_updated"})
+            return False
+        return True
+
+    # --- thread replies, once each ---------------------------------------------------------
+
+    def post_once(self, request_id: int, key: str, text: str, *, blocks_: Sequence[dict[str, Any]] | None = None,
+                  broadcast: bool = False) -> bool:
+        """Post a milestone in the card's thread exactly once; False if it was already posted."""
+        request = self.store.get_request(request_id)
+        if request is None or not request.card_ts or not self.store.claim_notice(request_id, key):
+            return False
+        try:
+            response = self.client.chat_postMessage(
+                channel=request.approval_channel, thread_ts=request.card_ts, text=text,
+                blocks=list(blocks_) if blocks_ else None, reply_broadcast=broadcast,
+            )
+        except SlackApiError as error:
+            # Slack refused it, so nothing was posted: leave it to be tried again later.
+            self.store.release_notice(request_id, key)
+            log.warning("thread post failed: %s", slack_error(error),
+                        extra={"request_id": str(request_id), "event": key, "outcome": "retry_later"})
+            return False
+        self.store.notice_posted(request_id, key, str(response.get("ts")))
+        return True
+
+    def reply_in_thread(self, channel: str, thread_ts: str, text: str) -> None:
+        self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+
+    # --- people ----------------------------------------------------------------------------
+
+    def tell(self, user_id: str, text: str) -> None:
+        """A direct message (posting to a user id opens the DM)."""
+        try:
+            self.client.chat_postMessage(channel=user_id, text=text)
+        except SlackApiError as error:
+            log.warning("could not message a user: %s", slack_error(error), extra={"actor": user_id})
+
+    def whisper(self, channel: str | None, user_id: str, text: str, blocks_: list[dict[str, Any]] | None = None) -> None:
+        """An ephemeral message; falls back to a DM where the bot cannot post in the channel."""
+        if channel:
+            try:
+                self.client.chat_postEphemeral(channel=channel, user=user_id, text=text, blocks=blocks_)
+                return
+            except SlackApiError as error:
+                log.info("ephemeral failed (%s); sending a DM instead", slack_error(error), extra={"actor": user_id})
+        self.client.chat_postMessage(channel=user_id, text=text, blocks=blocks_)
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            return str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+        except SlackApiError:
+            return None
+
+
+def finished_batches(states: Sequence[str]) -> int:
+    return sum(1 for s in states if s in TERMINAL_BATCH_STATES)

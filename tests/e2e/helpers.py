@@ -1,0 +1,46 @@
+"""Small helpers for end-to-end tests: find what the bot showed whom."""
+
+from __future__ import annotations
+
+from bot.sandbox.world import World
+
+
+def add_tags(world: World, *tags: tuple[str, int]) -> list[str]:
+    return [world.cc.add_tag(name, count) for name, count in tags]
+
+
+def last_ephemeral(world: World, user: str, containing: str = ""):  # noqa: ANN201
+    def find():  # noqa: ANN202
+        shown = [e for e in world.slack.ephemerals if e.user == user and containing in e.text + str(e.blocks)]
+        return shown[-1] if shown else None
+
+    return world.driver.wait_for(find, what=f"an ephemeral for {user} containing {containing!r}")
+
+
+def preview_for(world: World, user: str):  # noqa: ANN201
+    return last_ephemeral(world, user, "Request approval")
+
+
+def card(world: World, request_id: int | None = None):  # noqa: ANN201
+    def find():  # noqa: ANN202
+        for message in world.slack.messages(world.channel):
+            if "Deletion request #" in message.text and (request_id is None or f"#{request_id} " in message.text):
+                return message
+        return None
+
+    return world.driver.wait_for(find, what="the request card")
+
+
+def refreshed(world: World, message):  # noqa: ANN001, ANN201
+    return world.slack.message(message.channel, message.ts)
+
+
+def request_to_card(world: World, text: str, user: str | None = None):  # noqa: ANN201
+    """Type a request, confirm the preview, and return (request id, card)."""
+    user = user or world.people.requester
+    world.driver.slash_command(user, world.channel, text)
+    preview = preview_for(world, user)
+    world.driver.click(user, preview, "Request approval")
+    message = card(world)
+    request_id = int(message.text.split("#", 1)[1].split(" ", 1)[0])
+    return request_id, message
