@@ -114,10 +114,14 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def plural(noun: str) -> str:
+    return noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
+
+
 def count(n: int | None, noun: str) -> str:
     if n is None:
-        return f"? {noun}s"
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+        return f"? {plural(noun)}"
+    return f"{n:,} {noun if n == 1 else plural(noun)}"
 
 
 def tag_list(tags: Sequence[TagLine], limit: int = LISTED_TAGS) -> str:
@@ -312,3 +316,68 @@ def reason_modal(callback_id: str, request_id: int, title: str, submit: str, lab
         "close": plain("Back"),
         "blocks": [reason_input(label)],
     }
+
+
+# --- the end of a request ---------------------------------------------------------------------
+
+OUTCOME_LINES = {
+    "completed": ":white_check_mark: Finished: every tag was deleted.",
+    "completed_with_errors": ":warning: Finished with errors: some tags were not deleted (see the thread).",
+    "failed": ":x: Failed: no tag was deleted (see the thread).",
+}
+
+
+def outcome_line(state: str) -> str | None:
+    return OUTCOME_LINES.get(state)
+
+
+def duration(started: datetime | None, finished: datetime | None) -> str:
+    if not started or not finished:
+        return "unknown time"
+    seconds = max(0, int((finished - started).total_seconds()))
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes}m {seconds}s" if hours else f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+def summary_text(requester_id: str, request_id: int, summary: Any, approvers: Sequence[str],
+                 started: datetime | None, finished: datetime | None, listed: int = 10) -> str:
+    total = summary.deleted + summary.not_deleted + summary.unknown
+    icon = {"completed": ":white_check_mark:", "completed_with_errors": ":warning:"}.get(summary.final_state, ":x:")
+    lines = [
+        f"{icon} <@{requester_id}> request #{request_id} is finished: *{summary.deleted:,} of {total:,} "
+        f"tags deleted* in {count(summary.activity_count, 'activity')} ({duration(started, finished)}).",
+    ]
+    if summary.missing:
+        lines.append(f"*Not deleted ({len(summary.missing):,}):*")
+        lines += [f"• *{escape(m.name)}* `{m.tag_id}` — {escape(m.reason)}" for m in summary.missing[:listed]]
+        if len(summary.missing) > listed:
+            lines.append(f"…and {len(summary.missing) - listed:,} more (`deletetags-bot audit --request {request_id}`)")
+    if approvers:
+        lines.append("Approved by " + ", ".join(f"<@{a}>" for a in approvers) + ".")
+    return "\n".join(lines)
+
+
+# --- App Home ---------------------------------------------------------------------------------
+
+
+def home_blocks(mine: Sequence[tuple[int, str, int, str | None]],
+                waiting: Sequence[tuple[int, str, int, int, str | None]]) -> list[Block]:
+    """The requester's recent requests, and for approvers the ones waiting for them."""
+    out: list[Block] = [{"type": "header", "text": plain("Tag deletions")}]
+    if waiting:
+        out.append(section(f"*Waiting for your decision ({len(waiting)})*"))
+        for request_id, requester, tags, contacts, reason in waiting[:10]:
+            value = str(request_id)
+            out.append(section(f"*#{request_id}* from <@{requester}>: {count(tags, 'tag')} on "
+                               f"{count(contacts, 'contact')}. Reason: {escape(reason or '—')}"))
+            out.append({"type": "actions", "block_id": f"home:{request_id}", "elements": [
+                button("Approve", ACTION_APPROVE, value, "primary"), button("Reject", ACTION_REJECT, value, "danger")]})
+        out.append({"type": "divider"})
+    out.append(section("*Your recent requests*"))
+    if not mine:
+        out.append(context("None yet. Type `/deletetags` in a channel, or drop a CSV here in Messages."))
+    for request_id, state, tags, reason in mine:
+        out.append(section(f"*#{request_id}* — {STATE_LABELS.get(state, state)}, {count(tags, 'tag')}. "
+                           f"{escape(reason or '')}"))
+    return out[:100]

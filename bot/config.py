@@ -77,6 +77,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_FORMAT", "text", "text or json"),
     Setting("POLL_MIN_SECONDS", "2", "seconds between activity polls at the shortest, a number > 0"),
     Setting("POLL_MAX_SECONDS", "60", "seconds between activity polls at the longest, >= POLL_MIN_SECONDS"),
+    Setting("RECONCILE_DELAY_SECONDS", "30", "seconds to wait before checking a submission whose outcome is unknown, a number > 0"),
     Setting("MAX_FILE_MB", "5", "the largest uploaded file accepted, in MB, a number > 0"),
     Setting("MAX_ENTRIES", "5000", "the most tag entries one request may carry, a whole number > 0"),
 )
@@ -122,6 +123,7 @@ class Settings:
     log_format: str = "text"
     poll_min_seconds: float = 2.0
     poll_max_seconds: float = 60.0
+    reconcile_delay_seconds: float = 30.0
     max_file_mb: float = 5.0
     max_entries: int = 5000
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -234,6 +236,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "LOG_FORMAT": ("log_format", _log_format),
     "POLL_MIN_SECONDS": ("poll_min_seconds", _positive_float),
     "POLL_MAX_SECONDS": ("poll_max_seconds", _positive_float),
+    "RECONCILE_DELAY_SECONDS": ("reconcile_delay_seconds", _positive_float),
     "MAX_FILE_MB": ("max_file_mb", _positive_float),
     "MAX_ENTRIES": ("max_entries", _positive_int),
 }

@@ -35,7 +35,6 @@ class BotProcess:
 
     def start(self, *, serve_http_in_thread: bool = True) -> "BotProcess":
         self.services.start()
-        self.on_started()
         if self.socket_mode:
             self._connect_socket_mode()
         else:
@@ -43,12 +42,6 @@ class BotProcess:
             if serve_http_in_thread:
                 self.http.start_in_thread()
         return self
-
-    def on_started(self) -> None:
-        """Resume in-flight work (recovery); extended by the runner."""
-        recover = getattr(self.services, "recover", None)
-        if callable(recover):
-            recover()
 
     def _connect_socket_mode(self) -> None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler

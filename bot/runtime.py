@@ -22,6 +22,8 @@ from bot.lifecycle import TERMINAL_REQUEST_STATES, RequestState
 from bot.decisions import Decisions
 from bot.intake import Intake, TagCatalog
 from bot.notifier import Notifier
+from bot.reports import Reports
+from bot.runner import Runner
 from bot.store import Credentials, Store, utc_now
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,8 @@ class Services:
     decisions: Decisions = field(init=False)
     intake: Intake = field(init=False)
     catalog: TagCatalog = field(init=False)
+    runner: Runner = field(init=False)
+    reports: Reports = field(init=False)
     _cc: Any = None
     _cc_lock: threading.Lock = field(default_factory=threading.Lock)
     _stopped: bool = False
@@ -114,6 +118,9 @@ class Services:
 
     def __post_init__(self) -> None:
         self.notifier = Notifier(self.store, self.slack, self.approvers)
+        self.runner = Runner(self.store, lambda: self.cc, self.notifier, self.scheduler, self.settings, self.clock)
+        self.notifier.progress = self.card_progress
+        self.reports = Reports(self.store, self.notifier, self.approvers, self.runner.observation)
         self.decisions = Decisions(
             self.store, self.notifier, self.approvers, self.settings, self.clock, on_approved=self.on_approved
         )
@@ -121,8 +128,15 @@ class Services:
         self.intake = Intake(self.store, self.catalog, self.clock, self.settings.required_approvals)
 
     def on_approved(self, request_id: int) -> None:
-        """Hand an approved request to the runner (wired by the execution feature)."""
         log.info("approved", extra={"request_id": str(request_id), "outcome": "approved"})
+        self.runner.start_request(request_id)
+
+    def card_progress(self, request_id: int) -> Any:
+        from bot.blocks import Progress
+
+        facts = self.reports.facts(self.store.get_request(request_id))  # type: ignore[arg-type]
+        return Progress(facts.percent, facts.batches_done, facts.batch_count, facts.items_completed,
+                        facts.items_total)
 
     @property
     def cc(self) -> Any:
@@ -146,6 +160,7 @@ class Services:
         if not self.scheduler.running:
             self.scheduler.start()
         self.decisions.expire_overdue()
+        self.runner.recover()
         self.scheduler.add_job(
             self.decisions.expire_overdue, "interval", seconds=EXPIRY_SWEEP_SECONDS, id="expire-overdue",
             replace_existing=True,

@@ -26,10 +26,19 @@ def tell_clicker(respond: Respond, text: str) -> None:
     respond(response_type="ephemeral", replace_original=False, text=text)
 
 
+def answer(services: Services, body: dict[str, Any], respond: Respond, text: str) -> None:
+    """Clicks on App Home have no response_url: answer those by DM and refresh the Home tab."""
+    if body.get("response_url"):
+        tell_clicker(respond, text)
+        return
+    services.notifier.tell(body["user"]["id"], text)
+    services.reports.publish_home(body["user"]["id"])
+
+
 def forged(services: Services, body: dict[str, Any], respond: Respond) -> None:
     user = body["user"]["id"]
     services.store.add_event(None, user, "refused.invalid_button", {"value": str((body.get("actions") or [{}])[0].get("value"))[:100]})
-    tell_clicker(respond, "That button does not belong to a request I know.")
+    answer(services, body, respond, "That button does not belong to a request I know.")
 
 
 def on_confirm(services: Services, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
@@ -59,7 +68,7 @@ def on_approve(services: Services, body: dict[str, Any], respond: Respond, clien
     request_id, user = clicked_request(body), body["user"]["id"]
     if request_id is None:
         return forged(services, body, respond)
-    tell_clicker(respond, services.decisions.approve(request_id, user).message)
+    answer(services, body, respond, services.decisions.approve(request_id, user).message)
 
 
 def on_reject(services: Services, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
@@ -68,7 +77,7 @@ def on_reject(services: Services, body: dict[str, Any], respond: Respond, client
         return forged(services, body, respond)
     _, check = services.decisions.may_decide(request_id, user, Action.REJECT)
     if not check.ok:
-        return tell_clicker(respond, check.message)
+        return answer(services, body, respond, check.message)
     view = blocks.reason_modal(blocks.VIEW_REJECT_REASON, request_id, "Reject request", "Reject",
                                "Why is it rejected? (the requester sees this)")
     client.views_open(trigger_id=body["trigger_id"], view=view)

@@ -68,6 +68,29 @@ def on_cancel(services: Services, ack: Ack, command: dict[str, Any], parsed: tag
     respond(response_type="ephemeral", text=outcome.message)
 
 
+def on_status(services: Services, ack: Ack, command: dict[str, Any], parsed: tags.Command,
+              respond: Respond, client: WebClient) -> None:
+    request_id = request_number(parsed.argument)
+    ack()
+    if request_id is not None:
+        request = services.store.get_request(request_id)
+    else:
+        mine = services.store.requests(requester_id=command["user_id"], limit=1)
+        request = mine[0] if mine else None
+    if request is None:
+        text = (f"There is no request #{request_id}." if request_id is not None
+                else "You have no deletion requests yet. `/deletetags list` shows everyone's.")
+    else:
+        text = services.reports.status_of(request, with_link=True)
+    respond(response_type="ephemeral", text=text)
+
+
+def on_list(services: Services, ack: Ack, command: dict[str, Any], parsed: tags.Command,
+            respond: Respond, client: WebClient) -> None:
+    ack()
+    respond(response_type="ephemeral", text=services.reports.list_text(command["user_id"]))
+
+
 def request_number(argument: str | None) -> int | None:
     text = (argument or "").strip().lstrip("#")
     return int(text) if text.isdigit() and len(text) < 12 else None
@@ -78,6 +101,8 @@ HANDLERS: dict[str, Handler] = {
     "modal": on_modal,
     "request": on_request,
     "cancel": on_cancel,
+    "status": on_status,
+    "list": on_list,
 }
 
 

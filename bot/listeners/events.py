@@ -74,9 +74,7 @@ def register(app: App, services: Services) -> None:
             return
         thread_ts = event.get("thread_ts")
         if thread_ts and thread_ts != event.get("ts"):
-            on_thread_message = getattr(services, "on_thread_message", None)
-            if callable(on_thread_message):
-                on_thread_message(event, context.bot_user_id)
+            services.reports.answer_thread(event, context.bot_user_id)
 
     @app.event("app_mention")
     def on_mention(event: dict[str, Any]) -> None:
@@ -85,6 +83,5 @@ def register(app: App, services: Services) -> None:
 
     @app.event("app_home_opened")
     def on_home_opened(event: dict[str, Any]) -> None:
-        publish = getattr(services, "publish_home", None)
-        if event.get("tab") == "home" and callable(publish):
-            publish(event["user"])
+        if event.get("tab") == "home":
+            services.reports.publish_home(event["user"])

@@ -438,6 +438,11 @@ class ConstantContactSimulator:
         with self._lock:
             return self._account.add_tag(name, contacts_count).tag_id
 
+    def remove_tag(self, tag_id: str) -> None:
+        """Delete a tag behind the bot's back, as someone in Constant Contact's UI might."""
+        with self._lock:
+            self._account.tags.pop(tag_id, None)
+
     def tags(self) -> list[dict[str, Any]]:
         """Snapshot of every existing tag, in creation order, with its contact count."""
         with self._lock:

@@ -1,0 +1,1 @@
+"""Operator tools behind `deletetags-bot check`, `cc-auth` and `audit`."""

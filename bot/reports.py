@@ -1,0 +1,96 @@
+"""Status answers, the request list and App Home: read-only views of the store for people."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bot import blocks
+from bot.approvers import ApproverDirectory
+from bot.lifecycle import TERMINAL_BATCH_STATES, RequestState
+from bot.notifier import Notifier
+from bot.polling import eta_seconds
+from bot.status import StatusFacts, is_status_question, status_text
+from bot.store import Request, Store
+
+log = logging.getLogger(__name__)
+
+
+class Reports:
+    def __init__(self, store: Store, notifier: Notifier, approvers: ApproverDirectory,
+                 observe: Callable[[Any], Any]) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.approvers = approvers
+        self.observe = observe
+
+    def facts(self, request: Request, with_link: bool = False) -> StatusFacts:
+        batches = self.store.batches(request.id)
+        total_items = sum(b.items_total or 0 for b in batches) or None
+        done_items = sum(b.items_completed or 0 for b in batches) if total_items else None
+        percent = round(sum(b.percent_done or 0 for b in batches) / len(batches)) if batches else 0
+        etas = [eta_seconds(o) for o in map(self.observe, batches) if o is not None]
+        tags = self.store.request_tags(request.id)
+        outcomes = [t.outcome for t in tags if t.outcome]
+        link = None
+        if with_link and request.approval_channel and request.card_ts:
+            link = self.notifier.permalink(request.approval_channel, request.card_ts)
+        return StatusFacts(
+            request_id=request.id, state=request.state, requester_id=request.requester_id,
+            approvers=self.store.approvals(request.id), tag_count=request.tag_count, percent=percent,
+            batches_done=sum(1 for b in batches if b.state in TERMINAL_BATCH_STATES),
+            batch_count=len(batches) or max(1, -(-request.tag_count // 500)), items_completed=done_items,
+            items_total=total_items, eta_seconds=max((e for e in etas if e is not None), default=None),
+            required_approvals=request.required_approvals, expires_at=request.expires_at,
+            deleted=outcomes.count("deleted") if outcomes else None,
+            not_deleted=(len(outcomes) - outcomes.count("deleted")) if outcomes else None, link=link,
+        )
+
+    def status_of(self, request: Request, with_link: bool = False) -> str:
+        return status_text(self.facts(request, with_link))
+
+    def answer_thread(self, event: dict[str, Any], bot_user_id: str | None) -> bool:
+        """Reply in a request card's thread when someone asks about it; ignore other chatter."""
+        request = self.store.request_by_card(event.get("channel", ""), event.get("thread_ts", ""))
+        if request is None:
+            return False
+        text = event.get("text") or ""
+        mentioned = bool(bot_user_id) and f"<@{bot_user_id}" in text
+        if not is_status_question(text, mentioned):
+            return False
+        self.notifier.reply_in_thread(event["channel"], event["thread_ts"], self.status_of(request))
+        self.store.add_event(request.id, event.get("user"), "status.asked", {"where": "thread"})
+        return True
+
+    def list_text(self, user_id: str, limit: int = 10) -> str:
+        requests = self.store.requests(limit=limit)
+        if not requests:
+            return "No deletion requests yet. Type `/deletetags help` to start one."
+        lines = ["*Recent deletion requests*"]
+        for request in requests:
+            link = self._link(request)
+            label = blocks.STATE_LABELS.get(request.state, request.state)
+            lines.append(f"• {link} by <@{request.requester_id}> — {label}, {blocks.count(request.tag_count, 'tag')}, "
+                         f"{request.created_at:%Y-%m-%d %H:%M} UTC")
+        return "\n".join(lines)
+
+    def _link(self, request: Request) -> str:
+        permalink = None
+        if request.approval_channel and request.card_ts:
+            permalink = self.notifier.permalink(request.approval_channel, request.card_ts)
+        return f"<{permalink}|#{request.id}>" if permalink else f"#{request.id}"
+
+    def home_blocks(self, user_id: str) -> list[dict[str, Any]]:
+        mine = self.store.requests(requester_id=user_id, limit=10)
+        waiting: list[Request] = []
+        if user_id in self.approvers.current():
+            waiting = [r for r in self.store.requests(states=(RequestState.AWAITING_APPROVAL.value,), limit=20)
+                       if r.requester_id != user_id and user_id not in self.store.approvals(r.id)]
+        return blocks.home_blocks(
+            [(r.id, r.state, r.tag_count, r.reason) for r in mine],
+            [(r.id, r.requester_id, r.tag_count, r.total_contacts, r.reason) for r in waiting],
+        )
+
+    def publish_home(self, user_id: str) -> None:
+        self.notifier.client.views_publish(user_id=user_id, view={"type": "home", "blocks": self.home_blocks(user_id)})

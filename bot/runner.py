@@ -1,0 +1,357 @@
+"""Turns an approved request into Constant Contact activities and watches them to the end.
+
+The database is the truth; APScheduler only holds in-memory one-shot jobs that the runner
+re-arms after each run and rebuilds at start-up (`recover`). Each batch is marked `submitting`
+before its POST, so a crash or an "outcome unknown" answer is reconciled by looking at which of
+its tags still exist, never by posting blindly again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.base import BaseScheduler
+
+from bot import blocks, lifecycle, polling
+from bot.config import Settings
+from bot.constant_contact import (
+    Activity,
+    ConstantContactError,
+    NotFound,
+    OutcomeUnknown,
+    QuotaExceeded,
+    ReauthorizationRequired,
+    TooManyQueuedActivities,
+)
+from bot.lifecycle import TERMINAL_BATCH_STATES, BatchState, RequestState
+from bot.notifier import Notifier
+from bot.store import Batch, Store
+from bot.summary import Summary, summarise
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 30.0
+GIVE_UP_AFTER = timedelta(hours=24)
+CARD_EDIT_SECONDS = 3.0
+WATCHDOG_SECONDS = 60
+
+
+def real_now() -> datetime:
+    # Scheduler run times follow the real clock, whatever clock the business rules use.
+    return datetime.now(timezone.utc)
+
+
+class Runner:
+    def __init__(self, store: Store, cc: Callable[[], Any], notifier: Notifier, scheduler: BaseScheduler,
+                 settings: Settings, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.cc = cc
+        self.notifier = notifier
+        self.scheduler = scheduler
+        self.bounds = polling.Bounds(settings.poll_min_seconds, settings.poll_max_seconds)
+        self.clock = clock
+        self.reconcile_after = settings.reconcile_delay_seconds
+        self._first_seen: dict[int, tuple[float, int]] = {}
+        self._last_progress: dict[int, tuple[float, int]] = {}
+        self._card_edits: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    # --- scheduling --------------------------------------------------------------------------
+
+    def _schedule(self, job_id: str, func: Callable[..., None], delay: float, *args: Any) -> None:
+        self.scheduler.add_job(func, "date", run_date=real_now() + timedelta(seconds=delay), args=list(args),
+                               id=job_id, replace_existing=True)
+
+    def _unschedule(self, job_id: str) -> None:
+        try:
+            self.scheduler.remove_job(job_id)
+        except JobLookupError:
+            pass
+
+    def start_request(self, request_id: int) -> None:
+        """Called on approval (in a listener thread): the work happens on the scheduler's threads."""
+        self._schedule(f"submit:{request_id}", self.submit_request, 0, request_id)
+
+    # --- submission -------------------------------------------------------------------------
+
+    def submit_request(self, request_id: int) -> None:
+        request = self.store.get_request(request_id)
+        if request is None or request.state not in (RequestState.APPROVED, RequestState.RUNNING):
+            return
+        if not self.store.batches(request_id):
+            tag_ids = [t.tag_id for t in self.store.request_tags(request_id)]
+            self.store.create_batches(request_id, lifecycle.batches(tag_ids))
+        self.store.transition(request_id, RequestState.RUNNING, actor="runner", kind="request.started",
+                              started_at=self.clock())
+        for batch in self.store.batches(request_id):
+            if batch.state == BatchState.PENDING:
+                self.submit_batch(batch.id)
+        self._announce_submitted(request_id)
+
+    def submit_batch(self, batch_id: int) -> None:
+        batch = self.store.batch(batch_id)
+        if batch is None or not self.store.transition_batch(
+            batch_id, [BatchState.PENDING], BatchState.SUBMITTING, kind="batch.submitting", submitted_at=self.clock()
+        ):
+            return
+        tag_ids = self.store.batch_tag_ids(batch.request_id, batch.batch_no)
+        self._post_batch(batch, tag_ids, expect=BatchState.SUBMITTING)
+
+    def _post_batch(self, batch: Batch, tag_ids: list[str], expect: str, reconciled: bool = False) -> None:
+        try:
+            activity = self.cc().create_tags_delete(tag_ids)
+        except OutcomeUnknown as error:
+            log.warning("submission outcome unknown: %s", error, extra={"request_id": str(batch.request_id)})
+            self.store.add_event(batch.request_id, "runner", "batch.outcome_unknown", {"batch": batch.id})
+            self._schedule(f"reconcile:{batch.id}", self.reconcile, self.reconcile_after, batch.id)
+            return
+        except (TooManyQueuedActivities, QuotaExceeded) as error:
+            self._postpone(batch, expect, error)
+            return
+        except ConstantContactError as error:
+            self._batch_failed(batch, expect, str(error), notify=isinstance(error, ReauthorizationRequired))
+            return
+        self.store.transition_batch(
+            batch.id, [expect], activity.state if activity.state != "completed" else BatchState.PROCESSING,
+            kind="batch.submitted", detail={"activity_id": activity.activity_id, "reconciled": reconciled},
+            activity_id=activity.activity_id, percent_done=activity.percent_done,
+        )
+        self._schedule(f"poll:{batch.id}", self.poll, self.bounds.minimum, batch.id)
+
+    def _postpone(self, batch: Batch, expect: str, error: ConstantContactError) -> None:
+        """Nothing was queued: back to pending, and try again when Constant Contact allows."""
+        self.store.transition_batch(batch.id, [expect], BatchState.PENDING, kind="batch.postponed",
+                                    detail={"why": str(error)})
+        delay = RETRY_SECONDS
+        if isinstance(error, QuotaExceeded):
+            delay = max(RETRY_SECONDS, (error.resets_at - real_now()).total_seconds() + 5)
+        self.notifier.post_once(batch.request_id, f"postponed:{batch.batch_no}:{type(error).__name__}",
+                                f":hourglass_flowing_sand: Batch {batch.batch_no + 1} is waiting: {error}")
+        self._schedule(f"submit-batch:{batch.id}", self.submit_batch, delay, batch.id)
+
+    def _batch_failed(self, batch: Batch, expect: str, why: str, notify: bool = True) -> None:
+        self.store.transition_batch(batch.id, [expect], BatchState.FAILED, kind="batch.failed",
+                                    detail={"why": why}, errors=[why], finished_at=self.clock())
+        self.store.add_event(batch.request_id, "runner", "batch.not_submitted", {"why": why})
+        self.finish_if_done(batch.request_id)
+
+    def _announce_submitted(self, request_id: int) -> None:
+        batches = self.store.batches(request_id)
+        if any(b.state in (BatchState.PENDING, BatchState.SUBMITTING) for b in batches):
+            return
+        ids = ", ".join(f"`{b.activity_id}`" for b in batches if b.activity_id) or "none"
+        self.notifier.post_once(request_id, "submitted",
+                                f":rocket: Submitted to Constant Contact: {len(batches)} "
+                                f"activit{'y' if len(batches) == 1 else 'ies'} ({ids}).")
+        self.refresh_card(request_id, force=True)
+
+    # --- reconciliation ---------------------------------------------------------------------
+
+    def reconcile(self, batch_id: int) -> None:
+        """A batch whose POST may or may not have landed: re-submit only the tags that still exist."""
+        batch = self.store.batch(batch_id)
+        if batch is None or batch.state != BatchState.SUBMITTING:
+            return
+        tag_ids = self.store.batch_tag_ids(batch.request_id, batch.batch_no)
+        try:
+            existing = {t.tag_id for t in self.cc().list_tags(include_count=False)}
+        except ConstantContactError as error:
+            log.warning("reconciliation postponed: %s", error, extra={"request_id": str(batch.request_id)})
+            self._schedule(f"reconcile:{batch_id}", self.reconcile, RETRY_SECONDS, batch_id)
+            return
+        remaining = [t for t in tag_ids if t in existing]
+        self.store.add_event(batch.request_id, "runner", "batch.reconciling",
+                             {"batch": batch_id, "still_there": len(remaining), "gone": len(tag_ids) - len(remaining)})
+        if not remaining:
+            self.store.transition_batch(batch_id, [BatchState.SUBMITTING], BatchState.RECONCILED,
+                                        kind="batch.reconciled", percent_done=100, finished_at=self.clock())
+            self.finish_if_done(batch.request_id)
+            self._announce_submitted(batch.request_id)
+            return
+        self._post_batch(batch, remaining, expect=BatchState.SUBMITTING, reconciled=True)
+        self._announce_submitted(batch.request_id)
+
+    # --- polling ----------------------------------------------------------------------------
+
+    def poll(self, batch_id: int) -> None:
+        batch = self.store.batch(batch_id)
+        if batch is None or batch.state in TERMINAL_BATCH_STATES or not batch.activity_id:
+            return
+        try:
+            activity = self.cc().get_activity(batch.activity_id)
+        except NotFound:
+            self._lost(batch, "Constant Contact no longer knows this activity (records are kept for 10 days).")
+            return
+        except QuotaExceeded as error:
+            self._schedule(f"poll:{batch_id}", self.poll,
+                           max(self.bounds.maximum, (error.resets_at - real_now()).total_seconds() + 5), batch_id)
+            return
+        except ConstantContactError as error:
+            log.warning("poll failed: %s", error, extra={"request_id": str(batch.request_id)})
+            self._schedule(f"poll:{batch_id}", self.poll, self.bounds.maximum, batch_id)
+            return
+        self._record_progress(batch, activity)
+
+    def _record_progress(self, batch: Batch, activity: Activity) -> None:
+        observation = self._observe(batch, activity)
+        if activity.is_terminal:
+            self._batch_ended(batch, activity)
+            return
+        state = activity.state if activity.state in (BatchState.INITIALIZED, BatchState.PROCESSING) else batch.state
+        self.store.transition_batch(
+            batch.id, [batch.state], state, kind=None, percent_done=activity.percent_done,
+            items_total=activity.items_total, items_completed=activity.items_completed,
+            poll_count=batch.poll_count + 1,
+        )
+        if self._overdue(batch):
+            self._lost(batch, f"Constant Contact did not finish this activity within {GIVE_UP_AFTER.total_seconds() / 3600:g} h.")
+            return
+        if polling.is_stalled(observation):
+            self.notifier.post_once(batch.request_id, f"stalled:{batch.batch_no}",
+                                    f":snail: Activity `{batch.activity_id}` is taking much longer than expected "
+                                    f"({activity.percent_done}% done). I will keep checking, less often.")
+        delay = polling.next_delay(observation, self.bounds)
+        self._schedule(f"poll:{batch.id}", self.poll, delay, batch.id)
+        self.refresh_card(batch.request_id)
+
+    def _observe(self, batch: Batch, activity: Activity) -> polling.Observation:
+        submitted = batch.submitted_at.timestamp() if batch.submitted_at else time.time()
+        elapsed = max(0.0, self.clock().timestamp() - submitted)
+        with self._lock:
+            first = self._first_seen.setdefault(batch.id, (elapsed, activity.percent_done))
+            last = self._last_progress.get(batch.id)
+            if last is None or activity.percent_done != last[1]:
+                last = (elapsed, activity.percent_done)
+                self._last_progress[batch.id] = last
+        return polling.Observation(elapsed, activity.percent_done, first[1], first[0], batch.poll_count + 1, last[0])
+
+    def observation(self, batch: Batch) -> polling.Observation | None:
+        """The latest observation of a running batch (for ETA in status answers)."""
+        with self._lock:
+            first, last = self._first_seen.get(batch.id), self._last_progress.get(batch.id)
+        if first is None or last is None or batch.submitted_at is None:
+            return None
+        elapsed = max(0.0, self.clock().timestamp() - batch.submitted_at.timestamp())
+        return polling.Observation(elapsed, batch.percent_done, first[1], first[0], batch.poll_count, last[0])
+
+    def _overdue(self, batch: Batch) -> bool:
+        return batch.submitted_at is not None and self.clock() - batch.submitted_at > GIVE_UP_AFTER
+
+    def _lost(self, batch: Batch, why: str) -> None:
+        self.store.transition_batch(batch.id, [batch.state], BatchState.LOST, kind="batch.lost",
+                                    detail={"why": why}, errors=[why], finished_at=self.clock())
+        self.finish_if_done(batch.request_id)
+
+    def _batch_ended(self, batch: Batch, activity: Activity) -> None:
+        won = self.store.transition_batch(
+            batch.id, [batch.state], activity.state, kind=f"batch.{activity.state}",
+            detail={"activity_id": activity.activity_id, "errors": list(activity.errors)[:20]},
+            percent_done=activity.percent_done, items_total=activity.items_total,
+            items_completed=activity.items_completed, errors=list(activity.errors), finished_at=self.clock(),
+            poll_count=batch.poll_count + 1,
+        )
+        if not won:
+            return
+        with self._lock:
+            self._first_seen.pop(batch.id, None)
+            self._last_progress.pop(batch.id, None)
+        if activity.state != BatchState.COMPLETED or activity.errors:
+            errors = "; ".join(activity.errors[:3]) or "no details given"
+            self.notifier.post_once(batch.request_id, f"batch:{batch.batch_no}:problem",
+                                    f":warning: Activity `{activity.activity_id}` ended `{activity.state}`: {errors}")
+        self.finish_if_done(batch.request_id)
+
+    # --- the end ----------------------------------------------------------------------------
+
+    def finish_if_done(self, request_id: int) -> None:
+        batches = self.store.batches(request_id)
+        if len(batches) > 1:
+            for b in batches:
+                if b.state in TERMINAL_BATCH_STATES:
+                    self.notifier.post_once(request_id, f"batch:{b.batch_no}:done",
+                                            f"Batch {b.batch_no + 1} of {len(batches)} finished (`{b.state}`).")
+        if not batches or any(b.state not in TERMINAL_BATCH_STATES for b in batches):
+            return
+        summary = self._verify_outcomes(request_id, batches)
+        target = RequestState(summary.final_state)
+        self.store.transition(request_id, target, actor="runner", kind=f"request.{target.value}",
+                              detail={"deleted": summary.deleted, "not_deleted": summary.not_deleted},
+                              expect=(RequestState.RUNNING.value,), finished_at=self.clock())
+        self.post_summary(request_id, summary)
+
+    def _verify_outcomes(self, request_id: int, batches: list[Batch]) -> Summary:
+        """Ask Constant Contact which tags are really gone, unless every activity ended cleanly."""
+        tags = self.store.request_tags(request_id)
+        clean = all(b.state in (BatchState.COMPLETED, BatchState.RECONCILED) and not b.errors for b in batches)
+        existing: set[str] | None = None
+        if not clean:
+            try:
+                existing = {t.tag_id for t in self.cc().list_tags(include_count=False)}
+            except ConstantContactError as error:
+                log.warning("could not verify which tags remain: %s", error, extra={"request_id": str(request_id)})
+        summary = summarise(tags, batches, existing)
+        self.store.set_tag_outcomes(request_id, summary.outcomes)
+        return summary
+
+    def post_summary(self, request_id: int, summary: Summary | None = None) -> None:
+        request = self.store.get_request(request_id)
+        if request is None or not request.is_terminal:
+            return
+        if summary is None:
+            summary = summarise(self.store.request_tags(request_id), self.store.batches(request_id), None)
+        approvers = self.store.approvals(request_id)
+        text = blocks.summary_text(request.requester_id, request_id, summary, approvers,
+                                   request.started_at, request.finished_at)
+        posted = self.notifier.post_once(request_id, "summary", text)
+        self.refresh_card(request_id, force=True)
+        if not posted and self.store.notices(request_id).get("summary") != "posted":
+            self._schedule(f"summary:{request_id}", self.post_summary, RETRY_SECONDS, request_id)
+
+    def refresh_card(self, request_id: int, force: bool = False) -> None:
+        """Edit the card at most every few seconds (chat.update is rate-limited per workspace)."""
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._card_edits.get(request_id, 0.0) < CARD_EDIT_SECONDS:
+                return
+            self._card_edits[request_id] = now
+        request = self.store.get_request(request_id)
+        outcome = None
+        if request is not None and request.is_terminal:
+            outcome = blocks.outcome_line(request.state)
+        if not self.notifier.refresh_card(request_id, outcome) and force:
+            self._schedule(f"card:{request_id}", self.refresh_card, RETRY_SECONDS, request_id, True)
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Resume whatever a previous process left in flight."""
+        for request in self.store.requests(states=(RequestState.APPROVED.value,), limit=10_000):
+            self.start_request(request.id)
+        for batch in self.store.batches_in_states([BatchState.PENDING.value]):
+            request = self.store.get_request(batch.request_id)
+            if request is not None and request.state == RequestState.RUNNING:
+                self._schedule(f"submit-batch:{batch.id}", self.submit_batch, 0, batch.id)
+        for batch in self.store.batches_in_states([BatchState.SUBMITTING.value]):
+            # The POST may have landed just before the crash: let its activity show its effect first.
+            self._schedule(f"reconcile:{batch.id}", self.reconcile, self.reconcile_after, batch.id)
+        self.watchdog()
+        for request in self.store.requests(states=(RequestState.RUNNING.value,), limit=10_000):
+            self.finish_if_done(request.id)
+        for state in (RequestState.COMPLETED, RequestState.COMPLETED_WITH_ERRORS, RequestState.FAILED):
+            for request in self.store.requests(states=(state.value,), limit=200):
+                if self.store.notices(request.id).get("summary") is None:
+                    self.post_summary(request.id)
+        self.scheduler.add_job(self.watchdog, "interval", seconds=WATCHDOG_SECONDS, id="watchdog",
+                               replace_existing=True)
+
+    def watchdog(self) -> None:
+        """Every running batch has a poll job; a job lost to an error is re-armed here."""
+        for batch in self.store.running_batches():
+            if self.scheduler.get_job(f"poll:{batch.id}") is None:
+                self._schedule(f"poll:{batch.id}", self.poll, 0, batch.id)

@@ -1,0 +1,69 @@
+"""Answers to "status?": recognising the question and wording the answer. Pure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.blocks import STATE_LABELS, count, progress_bar
+
+STATUS_QUESTION = re.compile(
+    r"(?ix)"
+    r"\b(status|progress|eta|update|how\s+(far|long|much|is\s+it\s+going)|is\s+it\s+(done|finished|over|complete)"
+    r"|are\s+we\s+(done|there)|done\s+yet|finished\s+yet|any\s+news|where\s+are\s+we)\b"
+    r"|^\s*\?+\s*$"
+)
+
+
+def is_status_question(text: str, mentions_bot: bool) -> bool:
+    """A thread message asks about the request if it mentions the bot or reads like the question."""
+    return mentions_bot or bool(STATUS_QUESTION.search(text or ""))
+
+
+@dataclass(frozen=True)
+class StatusFacts:
+    request_id: int
+    state: str
+    requester_id: str
+    approvers: Sequence[str]
+    tag_count: int
+    percent: int
+    batches_done: int
+    batch_count: int
+    items_completed: int | None
+    items_total: int | None
+    eta_seconds: float | None
+    required_approvals: int = 1
+    expires_at: datetime | None = None
+    deleted: int | None = None
+    not_deleted: int | None = None
+    link: str | None = None
+
+
+def eta_words(seconds: float | None) -> str:
+    if seconds is None:
+        return "no estimate yet"
+    if seconds < 60:
+        return "less than a minute"
+    minutes = round(seconds / 60)
+    return f"about {minutes} minute{'s' if minutes != 1 else ''}" if minutes < 90 else f"about {minutes / 60:.1f} hours"
+
+
+def status_text(facts: StatusFacts) -> str:
+    label = STATE_LABELS.get(facts.state, facts.state)
+    where = f" (<{facts.link}|card>)" if facts.link else ""
+    head = f"*Request #{facts.request_id}*{where} by <@{facts.requester_id}>: *{label}*, {count(facts.tag_count, 'tag')}."
+    approved = ("Approved by " + ", ".join(f"<@{a}>" for a in facts.approvers) + ".") if facts.approvers else ""
+    if facts.state == "awaiting_approval":
+        return f"{head} Approvals {len(facts.approvers)} of {facts.required_approvals}. Nothing is deleted yet."
+    if facts.state in ("running", "approved"):
+        items = ""
+        if facts.items_total:
+            items = f", {facts.items_completed or 0:,}/{facts.items_total:,} items"
+        return (f"{head}\n`{progress_bar(facts.percent)}` batches {facts.batches_done}/{facts.batch_count}{items}. "
+                f"ETA: {eta_words(facts.eta_seconds)}. {approved}").strip()
+    if facts.deleted is not None:
+        return f"{head} {facts.deleted:,} deleted, {facts.not_deleted or 0:,} not deleted. {approved}".strip()
+    return f"{head} {approved}".strip()
