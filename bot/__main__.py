@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 import click
 
@@ -60,6 +62,69 @@ def sandbox(port: int, tag_count: int, activity_seconds: float, error_rate: floa
     from bot.sandbox.constant_contact import serve_forever
 
     serve_forever(port, tag_count, activity_seconds, error_rate, latency, stuck, fail_activities, echo=click.echo)
+
+
+@cli.command()
+@click.option("--socket", is_flag=True, help="Check for Socket Mode (the default when SLACK_APP_TOKEN is set).")
+def check(socket: bool) -> None:
+    """Check settings, database, Slack and Constant Contact; exit 1 on any failure."""
+    from bot.ops import configure_tool_logging
+    from bot.ops.check import all_passed, format_report, run_checks, uses_socket_mode
+
+    environ = dict(os.environ)
+    configure_tool_logging(environ)
+    results, secrets = run_checks(environ, uses_socket_mode(environ, socket))
+    click.echo(format_report(results, secrets))
+    sys.exit(0 if all_passed(results) else 1)
+
+
+@cli.command("cc-auth")
+@click.option("--code", "use_code", is_flag=True, help="Authorisation code with PKCE instead of the device flow.")
+@click.option("--redirect-uri", default="https://localhost", show_default=True,
+              help="With --code: a redirect URI registered for your Constant Contact application.")
+def cc_auth(use_code: bool, redirect_uri: str) -> None:
+    """Connect to Constant Contact once (device flow); the tokens go into the database."""
+    from bot.constant_contact import ConstantContactError
+    from bot.ops import configure_tool_logging, only
+    from bot.ops.cc_auth import authorise
+
+    environ = only(os.environ, ("CC_CLIENT_ID", "CC_CLIENT_SECRET", "CC_AUTH_URL", "DELETETAGS_DB", "LOG_LEVEL"))
+    settings = settings_or_exit(("CC_CLIENT_ID",), environ)
+    configure_tool_logging(environ)
+    ask = lambda question: click.prompt(question, prompt_suffix=":\n")  # noqa: E731
+    try:
+        db_path = authorise(settings, click.echo, ask, use_code=use_code, redirect_uri=redirect_uri)
+    except (ConstantContactError, OSError, sqlite3.Error) as error:
+        click.echo(f"deletetags-bot cc-auth: {error}", err=True)
+        sys.exit(1)
+    click.echo(f"Connected. Tokens stored in {db_path}")
+
+
+@cli.command()
+@click.option("--request", "request_id", type=int, help="Only this request's events.")
+@click.option("--actor", "actors", multiple=True, help="Only events by this Slack user id (repeatable).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="From this UTC day on (YYYY-MM-DD).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Up to and including this UTC day.")
+@click.option("--csv", "as_csv", is_flag=True, help="Write CSV (formula-safe) instead of a table.")
+def audit(request_id: int | None, actors: tuple[str, ...], since: datetime | None, until: datetime | None,
+          as_csv: bool) -> None:
+    """Print the audit log: who asked, who decided, what ran."""
+    from bot.ops import only
+    from bot.ops.audit import AuditFilter, audit_events, report
+    from bot.store import Store
+
+    settings = settings_or_exit((), only(os.environ, ("DELETETAGS_DB", "LOG_LEVEL", "LOG_FORMAT")))
+    if not settings.db_path.exists():
+        click.echo(f"deletetags-bot audit: no database at {settings.db_path} (check DELETETAGS_DB)", err=True)
+        sys.exit(1)
+    if since and until and until < since:
+        raise click.BadParameter("--until is before --since", param_hint="--until")
+    wanted = AuditFilter(request_id, actors, since.date() if since else None, until.date() if until else None)
+    store = Store(settings.db_path)
+    try:
+        click.echo(report(audit_events(store, wanted), as_csv), nl=False)
+    finally:
+        store.close()
 
 
 def main() -> None:

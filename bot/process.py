@@ -75,13 +75,22 @@ class BotProcess:
             raise SystemExit(0)
 
     def stop(self) -> None:
+        """Stop taking requests, let running listeners finish, then stop the scheduler and close."""
+        steps = [self._close_socket_mode, self._close_http,
+                 lambda: self.listener_pool.shutdown(wait=True, cancel_futures=False), self.services.stop]
+        for step in steps:
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - one failing step must not keep the others from running
+                log.warning("shutdown step failed", exc_info=True, extra={"event": "shutdown"})
+        self._stopped.set()
+
+    def _close_socket_mode(self) -> None:
         if self._socket_handler is not None:
             self._socket_handler.close()
             self._socket_handler = None
+
+    def _close_http(self) -> None:
         if self.http is not None:
             self.http.stop()
             self.http = None
-        # Listeners still finishing after their ack get to complete before the services close.
-        self.listener_pool.shutdown(wait=True, cancel_futures=False)
-        self._stopped.set()
-        self.services.stop()

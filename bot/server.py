@@ -49,7 +49,7 @@ class HttpServer:
     def __init__(self, app: App, health: HealthReport, host: str, port: int, threads: int = 16) -> None:
         self.server = create_server(
             SlackWsgiApp(app, health), host=host, port=port, threads=threads,
-            ident="deletetags-bot", channel_timeout=30, connection_limit=200,
+            ident="deletetags-bot", channel_timeout=30, connection_limit=200, asyncore_loop_timeout=0.2,
         )
         self._thread: threading.Thread | None = None
 
@@ -70,9 +70,12 @@ class HttpServer:
         return self
 
     def stop(self) -> None:
-        self.server.task_dispatcher.shutdown(timeout=5)
-        self.server.close()
         if self._thread is not None:
-            # Wake the asyncore loop so it notices its map is empty.
-            self.server.trigger.pull_trigger() if hasattr(self.server, "trigger") else None
+            # Closing waitress's sockets from another thread races its select() (EBADF):
+            # close every dispatcher from inside its own loop, which then ends.
+            server = self.server
+            server.trigger.pull_trigger(lambda: [d.close() for d in list(server._map.values())])
             self._thread.join(timeout=5)
+        else:
+            self.server.close()
+        self.server.task_dispatcher.shutdown(timeout=5)

@@ -107,17 +107,25 @@ def world_env(cc: ConstantContactSimulator, slack: SlackEmulator, db_path: Path,
     return env
 
 
-def start_world(directory: Path | None = None, *, tags: int = 0, activity_seconds: float = 1.0,
-                env: Mapping[str, str] | None = None) -> World:
-    """Start everything on loopback; the caller stops it with `world.stop()`."""
-    directory = directory or Path(tempfile.mkdtemp(prefix="deletetags-"))
+def start_outside_world(directory: Path, *, tags: int = 0, activity_seconds: float = 1.0,
+                        env: Mapping[str, str] | None = None) -> tuple[ConstantContactSimulator, SlackEmulator, dict[str, str]]:
+    """Everything but the bot: for tests that run `deletetags-bot run` as a real process."""
     cc = ConstantContactSimulator(tag_count=tags, activity_seconds=activity_seconds).start()
     slack = SlackEmulator().start()
     populate_slack(slack)
-    environment = world_env(cc, slack, directory / "deletetags.db", env)
+    return cc, slack, world_env(cc, slack, directory / "deletetags.db", env)
+
+
+def start_world(directory: Path | None = None, *, tags: int = 0, activity_seconds: float = 1.0,
+                env: Mapping[str, str] | None = None, socket_mode: bool = False) -> World:
+    """Start everything on loopback; the caller stops it with `world.stop()`."""
+    directory = directory or Path(tempfile.mkdtemp(prefix="deletetags-"))
+    cc, slack, environment = start_outside_world(directory, tags=tags, activity_seconds=activity_seconds, env=env)
+    if socket_mode:
+        environment["SLACK_APP_TOKEN"] = slack.app_token
     settings = load_settings(environment, NEEDS_RUN_HTTP)
     clock = ShiftableClock()
-    bot = BotProcess(settings, services=Services.build(settings, clock=clock)).start()
-    assert bot.http is not None
-    driver = SlackDriver(slack, f"{bot.http.url}/slack/events", SIGNING_SECRET)
+    bot = BotProcess(settings, socket_mode=socket_mode, services=Services.build(settings, clock=clock)).start()
+    app_url = f"{bot.http.url}/slack/events" if bot.http is not None else ""
+    driver = SlackDriver(slack, app_url, SIGNING_SECRET, mode="socket" if socket_mode else "http")
     return World(cc, slack, bot, driver, environment, clock)

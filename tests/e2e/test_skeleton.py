@@ -7,7 +7,9 @@ import time
 import urllib.request
 from urllib.parse import urlencode
 
-from bot.sandbox.world import World
+from pathlib import Path
+
+from bot.sandbox.world import World, start_world
 
 
 def help_command_body(world: World) -> bytes:
@@ -26,6 +28,15 @@ def test_help_answers_with_usage_in_an_ephemeral_ack(world: World) -> None:
     assert "/deletetags" in reply["text"] and "reason" in reply["text"].lower()
     shown = [e for e in world.slack.ephemerals if e.user == world.people.requester]
     assert shown and "/deletetags" in shown[-1].text
+
+
+def test_help_works_the_same_in_socket_mode(tmp_path: Path) -> None:
+    world = start_world(tmp_path, socket_mode=True)
+    try:
+        test_help_answers_with_usage_in_an_ephemeral_ack(world)
+        assert world.slack.has_socket_connection()
+    finally:
+        world.stop()
 
 
 def test_unknown_subcommand_gets_usage_too(world: World) -> None:
