@@ -72,7 +72,7 @@ def check(socket: bool) -> None:
     from bot.ops.check import all_passed, format_report, run_checks, uses_socket_mode
 
     environ = dict(os.environ)
-    configure_tool_logging(environ)
+    configure_tool_logging(environ, "ERROR")  # every problem is a line of the report already
     results, secrets = run_checks(environ, uses_socket_mode(environ, socket))
     click.echo(format_report(results, secrets))
     sys.exit(0 if all_passed(results) else 1)
@@ -91,7 +91,10 @@ def cc_auth(use_code: bool, redirect_uri: str) -> None:
     environ = only(os.environ, ("CC_CLIENT_ID", "CC_CLIENT_SECRET", "CC_AUTH_URL", "DELETETAGS_DB", "LOG_LEVEL"))
     settings = settings_or_exit(("CC_CLIENT_ID",), environ)
     configure_tool_logging(environ)
-    ask = lambda question: click.prompt(question, prompt_suffix=":\n")  # noqa: E731
+
+    def ask(question: str) -> str:
+        return str(click.prompt(question, prompt_suffix=":\n"))
+
     try:
         db_path = authorise(settings, click.echo, ask, use_code=use_code, redirect_uri=redirect_uri)
     except (ConstantContactError, OSError, sqlite3.Error) as error:
@@ -125,6 +128,16 @@ def audit(request_id: int | None, actors: tuple[str, ...], since: datetime | Non
         click.echo(report(audit_events(store, wanted), as_csv), nl=False)
     finally:
         store.close()
+
+
+@cli.command()
+@click.option("--interactive", is_flag=True, help="Open a console where you type as different people.")
+def demo(interactive: bool) -> None:
+    """Offline walkthrough: simulator, Slack emulator and the real bot on 127.0.0.1."""
+    from bot.sandbox.demo import run_console, run_demo
+
+    configure_logging("WARNING", "text")
+    sys.exit(run_console() if interactive else run_demo(echo=click.echo))
 
 
 def main() -> None:

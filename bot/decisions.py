@@ -87,24 +87,25 @@ class Decisions:
         return self._send_card(request, channel, reason, user_id)
 
     def _send_card(self, request: Request, channel: str, reason: str, user_id: str) -> Outcome:
+        # Awaiting approval first, so the card's buttons work from the moment it appears.
         expires_at = lifecycle.approval_expiry(self.clock(), self.settings.approval_ttl_hours)
+        if not self.store.transition(
+            request.id, RequestState.AWAITING_APPROVAL, actor=user_id, kind="request.confirmed",
+            detail={"channel": channel}, reason=reason, expires_at=expires_at, approval_channel=channel,
+        ):
+            self.store.release_notice(request.id, "card")
+            return Outcome(False, f"Request #{request.id} was closed before it could be sent.", "closed")
         as_sent = dataclasses.replace(request, state=RequestState.AWAITING_APPROVAL.value, reason=reason,
                                       expires_at=expires_at)
         try:
             card_ts = self.notifier.post_card(as_sent, channel)
         except CardNotPosted as error:
+            self.store.transition(request.id, RequestState.DRAFT, actor="system", kind="request.card_not_posted",
+                                  detail={"channel": channel}, expect=(RequestState.AWAITING_APPROVAL.value,))
             self.store.release_notice(request.id, "card")
             return self._refuse(request.id, user_id, "confirm", Decision.refuse("card_not_posted", error.advice))
         self.store.notice_posted(request.id, "card", card_ts)
-        won = self.store.transition(
-            request.id, RequestState.AWAITING_APPROVAL, actor=user_id, kind="request.confirmed",
-            detail={"channel": channel}, reason=reason, expires_at=expires_at, approval_channel=channel,
-            card_ts=card_ts,
-        )
-        if not won:  # cancelled or expired meanwhile: make the card say so
-            self.store.update_request(request.id, approval_channel=channel, card_ts=card_ts)
-            self.notifier.refresh_card(request.id)
-            return Outcome(False, f"Request #{request.id} was closed before it could be sent.", "closed")
+        self.store.update_request(request.id, card_ts=card_ts)
         link = self.notifier.permalink(channel, card_ts)
         where = f"<{link}|in <#{channel}>>" if link else f"to <#{channel}>"
         return Outcome(True, f":outbox_tray: Request #{request.id} was sent {where}. I will tell you when it is decided.")

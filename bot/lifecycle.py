@@ -39,8 +39,9 @@ TERMINAL_REQUEST_STATES = frozenset(
 # Which states each state may move to; the store refuses anything else.
 REQUEST_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     RequestState.DRAFT: frozenset({RequestState.AWAITING_APPROVAL, RequestState.CANCELLED, RequestState.EXPIRED}),
+    # Back to draft only when the card could not be posted, before anyone could see it.
     RequestState.AWAITING_APPROVAL: frozenset(
-        {RequestState.APPROVED, RequestState.REJECTED, RequestState.CANCELLED, RequestState.EXPIRED}
+        {RequestState.APPROVED, RequestState.REJECTED, RequestState.CANCELLED, RequestState.EXPIRED, RequestState.DRAFT}
     ),
     RequestState.APPROVED: frozenset({RequestState.RUNNING, RequestState.FAILED}),
     RequestState.RUNNING: frozenset(

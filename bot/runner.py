@@ -60,6 +60,7 @@ class Runner:
         self._first_seen: dict[int, tuple[float, int]] = {}
         self._last_progress: dict[int, tuple[float, int]] = {}
         self._card_edits: dict[int, float] = {}
+        self._card_locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
 
     # --- scheduling --------------------------------------------------------------------------
@@ -320,11 +321,14 @@ class Runner:
             if not force and now - self._card_edits.get(request_id, 0.0) < CARD_EDIT_SECONDS:
                 return
             self._card_edits[request_id] = now
-        request = self.store.get_request(request_id)
-        outcome = None
-        if request is not None and request.is_terminal:
-            outcome = blocks.outcome_line(request.state)
-        if not self.notifier.refresh_card(request_id, outcome) and force:
+            card_lock = self._card_locks.setdefault(request_id, threading.Lock())
+        # One edit at a time per card, each reading the request inside the lock: an edit computed
+        # from an older state can never land after a newer one.
+        with card_lock:
+            request = self.store.get_request(request_id)
+            outcome = blocks.outcome_line(request.state) if request is not None and request.is_terminal else None
+            updated = self.notifier.refresh_card(request_id, outcome)
+        if not updated and force:
             self._schedule(f"card:{request_id}", self.refresh_card, RETRY_SECONDS, request_id, True)
 
     # --- start-up ---------------------------------------------------------------------------

@@ -277,7 +277,7 @@ Unquoted words are rejected.
 
 *Other commands*
 • `/deletetags status [request-id]`: where your requests stand
-• `/deletetags list`: open requests
+• `/deletetags list`: recent requests, with links to their cards
 • `/deletetags cancel &lt;request-id&gt;`: cancel a request that has not started
 • `/deletetags help`: this message
 

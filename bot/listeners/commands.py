@@ -19,14 +19,14 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Services, Ack, dict[str, Any], tags.Command, Respond, WebClient], None]
 
 
-def usage_reply(note: str | None = None) -> dict[str, Any]:
-    text = f"{note}\n\n{tags.USAGE}" if note else tags.USAGE
-    return {"response_type": "ephemeral", "text": text}
+def usage_reply(services: Services, note: str | None = None) -> dict[str, Any]:
+    usage = tags.usage(services.settings.max_entries, services.settings.max_file_bytes)
+    return {"response_type": "ephemeral", "text": f"{note}\n\n{usage}" if note else usage}
 
 
 def on_help(services: Services, ack: Ack, command: dict[str, Any], parsed: tags.Command,
             respond: Respond, client: WebClient) -> None:
-    ack(**usage_reply())
+    ack(**usage_reply(services))
 
 
 def on_modal(services: Services, ack: Ack, command: dict[str, Any], parsed: tags.Command,
@@ -43,7 +43,7 @@ def on_request(services: Services, ack: Ack, command: dict[str, Any], parsed: ta
     if problem:
         ack(response_type="ephemeral", text=problem)
         return
-    ack(response_type="ephemeral", text=f":mag: Checking {selection.entry_count:,} entries against Constant Contact…")
+    ack(response_type="ephemeral", text=f":mag: Checking {blocks.count(selection.entry_count, 'entry')} against Constant Contact…")
     prepared = explain_cc_error(lambda: services.intake.prepare(
         user_id=command["user_id"], team_id=command.get("team_id"), channel_id=command.get("channel_id"),
         source="command", selection=selection, reason=parsed.reason,
@@ -114,6 +114,6 @@ def register(app: App, services: Services) -> None:
         handler = HANDLERS.get(parsed.kind)
         if handler is None:
             note = f"I don't know `{parsed.argument}`." if parsed.kind == "unknown" and parsed.argument else None
-            ack(**usage_reply(note))
+            ack(**usage_reply(services, note))
             return
         handler(services, ack, command, parsed, respond, client)

@@ -13,15 +13,15 @@ def only(environ: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
     return {name: environ[name] for name in names if name in environ}
 
 
-def configure_tool_logging(environ: Mapping[str, str]) -> None:
-    """Warnings only (DEBUG if asked for), redacted: a tool's own output is on stdout."""
+def configure_tool_logging(environ: Mapping[str, str], level: str = "WARNING") -> None:
+    """Only `level` and above (DEBUG if LOG_LEVEL asks for it), redacted: a tool speaks on stdout."""
     try:
         settings = load_settings(environ)
     except SettingsError:
         secrets: list[str] = []
-        level, fmt = "WARNING", "text"
+        fmt = "text"
     else:
         secrets = settings.secrets()
-        level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
+        level = "DEBUG" if settings.log_level == "DEBUG" else level
         fmt = settings.log_format
     configure_logging(level, fmt, secrets)

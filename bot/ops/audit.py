@@ -13,7 +13,9 @@ from typing import TextIO
 
 from bot.store import Event, Store
 
-COLUMNS = ("id", "at", "request", "actor", "kind", "detail")
+COLUMNS = ("id", "at", "request", "actor", "kind", "reason", "detail")
+# People's own words (a rejection reason) get their own column; the rest of the detail stays JSON.
+REASON_KEY = "reason"
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -50,9 +52,11 @@ def _detail_text(detail: dict) -> str:
 
 
 def row_of(event: Event) -> list[str]:
-    at = event.at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if event.at else ""
+    at = event.at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if event.at else ""
+    rest = {k: v for k, v in event.detail.items() if k != REASON_KEY}
+    reason = event.detail.get(REASON_KEY)
     return [str(event.id), at, "" if event.request_id is None else str(event.request_id),
-            event.actor or "", event.kind, _detail_text(event.detail)]
+            event.actor or "", event.kind, "" if reason is None else str(reason), _detail_text(rest)]
 
 
 def csv_safe(cell: str) -> str:

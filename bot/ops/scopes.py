@@ -24,6 +24,8 @@ ALL_READ = frozenset({"channels:read", "groups:read", "im:read", "mpim:read"})
 # works on any conversation type needs the scope of every type, since the code cannot tell which.
 METHOD_SCOPES: dict[str, frozenset[str]] = {
     "auth.test": frozenset(),
+    # Called with the app-level token (its own scope, connections:write), never the bot token.
+    "apps.connections.open": frozenset(),
     "chat.postMessage": frozenset({"chat:write"}),
     "chat.postEphemeral": frozenset({"chat:write"}),
     "chat.update": frozenset({"chat:write"}),

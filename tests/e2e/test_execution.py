@@ -54,7 +54,7 @@ def test_1200_ids_become_three_activities_and_one_summary(world: World) -> None:
     assert world.people.requester in summaries(world, card)[0].text
     thread_text = " ".join(m.text for m in world.slack.thread(world.channel, card.ts))
     assert all(a["activity_id"] in thread_text for a in activities)
-    assert "Finished" in str(refreshed(world, card).blocks)
+    world.driver.wait_for(lambda: "Finished" in str(refreshed(world, card).blocks), what="the final card")
     assert {b.state for b in world.store.batches(request_id)} == {"completed"}
 
 

@@ -1,0 +1,27 @@
+"""`deletetags-bot demo` tells the whole story and exits 0; the console takes typed lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.sandbox.demo import run_console, run_demo
+
+
+def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
+    lines: list[str] = []
+    assert run_demo(echo=lines.append, directory=tmp_path) == 0
+    output = "\n".join(lines)
+    for step in ("/deletetags", "Request approval", "@otto clicked [ Approve ]", "Only the configured approvers",
+                 "@alex clicked [ Approve ]", "@bea: status?", "ETA", "old-tags.csv",
+                 "request #1 is finished", "request #2 is finished", "#1 completed, #2 completed"):
+        assert step in output, step
+    assert output.count("is finished:") == 2
+
+
+def test_console_acts_as_different_people() -> None:
+    script = iter(["help", "tags", "as otto", "/deletetags help", "as nobody", "quit"])
+    lines: list[str] = []
+    assert run_console(read=lambda prompt: next(script), echo=lines.append) == 0
+    output = "\n".join(lines)
+    assert "You are now @otto." in output and "Spring Promo 2024" in output
+    assert "@otto: /deletetags help" in output
