@@ -218,3 +218,19 @@ def test_cancel_from_the_preview(world: World) -> None:
     world.driver.slash_command(world.people.requester, world.channel, f"{spring} reason: x")
     world.driver.click(world.people.requester, preview_for(world, world.people.requester), "Cancel")
     world.driver.wait_for(lambda: world.store.requests()[0].state == "cancelled", what="cancellation")
+
+
+def test_bot_not_in_the_approval_channel_tells_the_requester_how_to_fix_it(world: World) -> None:
+    spring, = add_tags(world, ("Spring Promo 2024", 120))
+    world.driver.slash_command(world.people.requester, world.channel, f"{spring} reason: campaign over")
+    preview = preview_for(world, world.people.requester)
+    world.slack.remove_member(world.channel, world.slack.bot_user_id)
+    world.driver.click(world.people.requester, preview, "Request approval")
+    last_ephemeral(world, world.people.requester, "/invite @deletetags")
+    request = world.store.requests()[0]
+    assert request.state == "draft" and request.card_ts is None
+    assert "refused.confirm" in [e.kind for e in world.store.events(request.id)]
+    world.slack.add_member(world.channel, world.slack.bot_user_id)
+    world.driver.click(world.people.requester, preview, "Request approval")
+    card(world)
+    assert world.store.get_request(request.id).state == "awaiting_approval"
