@@ -26,7 +26,6 @@ from bot.constant_contact import (
     NotFound,
     OutcomeUnknown,
     QuotaExceeded,
-    ReauthorizationRequired,
     TooManyQueuedActivities,
 )
 from bot.lifecycle import TERMINAL_BATCH_STATES, BatchState, RequestState
@@ -116,7 +115,7 @@ class Runner:
             self._postpone(batch, expect, error)
             return
         except ConstantContactError as error:
-            self._batch_failed(batch, expect, str(error), notify=isinstance(error, ReauthorizationRequired))
+            self._batch_failed(batch, expect, str(error))
             return
         self.store.transition_batch(
             batch.id, [expect], activity.state if activity.state != "completed" else BatchState.PROCESSING,
@@ -136,7 +135,7 @@ class Runner:
                                 f":hourglass_flowing_sand: Batch {batch.batch_no + 1} is waiting: {error}")
         self._schedule(f"submit-batch:{batch.id}", self.submit_batch, delay, batch.id)
 
-    def _batch_failed(self, batch: Batch, expect: str, why: str, notify: bool = True) -> None:
+    def _batch_failed(self, batch: Batch, expect: str, why: str) -> None:
         self.store.transition_batch(batch.id, [expect], BatchState.FAILED, kind="batch.failed",
                                     detail={"why": why}, errors=[why], finished_at=self.clock())
         self.store.add_event(batch.request_id, "runner", "batch.not_submitted", {"why": why})

@@ -51,6 +51,21 @@ class StoreTokenStore:
         )
 
 
+def cc_client_from_settings(settings: Settings, store: Store, **options: Any) -> Any:
+    """The Constant Contact client, with its tokens kept in the database."""
+    from bot.constant_contact import ConstantContactClient
+
+    return ConstantContactClient(
+        api_url=settings.cc_api_url,
+        auth_url=settings.cc_auth_url,
+        client_id=settings.cc_client_id or "",
+        client_secret=settings.cc_client_secret.reveal() if settings.cc_client_secret else None,
+        token_store=StoreTokenStore(store),
+        initial_refresh_token=settings.cc_refresh_token.reveal() if settings.cc_refresh_token else None,
+        **options,
+    )
+
+
 def background_slack_client(settings: Settings) -> WebClient:
     """For work after the ack: it may sleep on Slack's Retry-After, listener clients must not."""
     token = settings.slack_bot_token.reveal() if settings.slack_bot_token else None
@@ -143,17 +158,7 @@ class Services:
         """The Constant Contact client, built on first use (only commands that need it pay for it)."""
         with self._cc_lock:
             if self._cc is None:
-                from bot.constant_contact import ConstantContactClient
-
-                s = self.settings
-                self._cc = ConstantContactClient(
-                    api_url=s.cc_api_url,
-                    auth_url=s.cc_auth_url,
-                    client_id=s.cc_client_id or "",
-                    client_secret=s.cc_client_secret.reveal() if s.cc_client_secret else None,
-                    token_store=StoreTokenStore(self.store),
-                    initial_refresh_token=s.cc_refresh_token.reveal() if s.cc_refresh_token else None,
-                )
+                self._cc = cc_client_from_settings(self.settings, self.store)
             return self._cc
 
     def start(self) -> None:
