@@ -8,8 +8,11 @@ audit log, and returns the sentence to show the person who acted.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,6 +40,18 @@ def gone(request_id: int) -> Outcome:
     return Outcome(False, f"Request #{request_id} does not exist (any more).", "not_found")
 
 
+def one_at_a_time(method: Callable[..., Outcome]) -> Callable[..., Outcome]:
+    """Decisions on one request run one after another (the card's ts is stored only after it is
+    posted, and a click may arrive in between); the compare-and-set stays the real guard."""
+
+    @functools.wraps(method)
+    def serialized(self: "Decisions", request_id: int, *args: object) -> Outcome:
+        with self.lock_for(request_id):
+            return method(self, request_id, *args)
+
+    return serialized
+
+
 class Decisions:
     def __init__(
         self,
@@ -53,6 +68,15 @@ class Decisions:
         self.settings = settings
         self.clock = clock
         self.on_approved = on_approved
+        self._locks: dict[int, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
+
+    @contextmanager
+    def lock_for(self, request_id: int) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._locks.setdefault(request_id, threading.RLock())
+        with lock:
+            yield
 
     def _facts(self, request: Request) -> RequestFacts:
         return RequestFacts(
@@ -67,6 +91,7 @@ class Decisions:
 
     # --- confirm: the requester sends the preview to the approvers ---------------------------
 
+    @one_at_a_time
     def confirm(self, request_id: int, user_id: str, reason: str | None = None) -> Outcome:
         request = self.store.get_request(request_id)
         if request is None:
@@ -124,6 +149,7 @@ class Decisions:
             return request, self._refuse(request_id, user_id, action.value, decision)
         return request, Outcome(True, "")
 
+    @one_at_a_time
     def approve(self, request_id: int, user_id: str) -> Outcome:
         request, check = self.may_decide(request_id, user_id, Action.APPROVE)
         if request is None or not check.ok:
@@ -145,6 +171,7 @@ class Decisions:
         self.on_approved(request_id)
         return Outcome(True, f"You approved request #{request_id}. Deletion starts now.")
 
+    @one_at_a_time
     def reject(self, request_id: int, user_id: str, reason: str) -> Outcome:
         request, check = self.may_decide(request_id, user_id, Action.REJECT)
         if request is None or not check.ok:
@@ -163,6 +190,7 @@ class Decisions:
 
     # --- cancel and expiry --------------------------------------------------------------------
 
+    @one_at_a_time
     def cancel(self, request_id: int, user_id: str) -> Outcome:
         request = self.store.get_request(request_id)
         if request is None:
@@ -181,6 +209,10 @@ class Decisions:
         return Outcome(True, f"Request #{request_id} is cancelled. Nothing was deleted.")
 
     def expire(self, request: Request) -> bool:
+        with self.lock_for(request.id):
+            return self._expire(request)
+
+    def _expire(self, request: Request) -> bool:
         won = self.store.transition(
             request.id, RequestState.EXPIRED, actor="system", kind="request.expired",
             expect=(RequestState.DRAFT.value, RequestState.AWAITING_APPROVAL.value),

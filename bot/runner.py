@@ -15,7 +15,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 
 from bot import blocks, lifecycle, polling
@@ -61,18 +60,23 @@ class Runner:
         self._card_edits: dict[int, float] = {}
         self._card_locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._scheduling = threading.Lock()
+        self._stopping = False
 
     # --- scheduling --------------------------------------------------------------------------
 
     def _schedule(self, job_id: str, func: Callable[..., None], delay: float, *args: Any) -> None:
-        self.scheduler.add_job(func, "date", run_date=real_now() + timedelta(seconds=delay), args=list(args),
-                               id=job_id, replace_existing=True)
+        with self._scheduling:
+            if self._stopping:
+                return  # the database remembers the work; recovery re-arms it at the next start
+            self.scheduler.add_job(func, "date", run_date=real_now() + timedelta(seconds=delay), args=list(args),
+                                   id=job_id, replace_existing=True)
 
-    def _unschedule(self, job_id: str) -> None:
-        try:
-            self.scheduler.remove_job(job_id)
-        except JobLookupError:
-            pass
+    def stop_scheduling(self) -> None:
+        """Call before the scheduler shuts down: APScheduler's shutdown(wait=True) holds the job
+        store lock while it waits for running jobs, so a job re-arming itself would deadlock it."""
+        with self._scheduling:
+            self._stopping = True
 
     def start_request(self, request_id: int) -> None:
         """Called on approval (in a listener thread): the work happens on the scheduler's threads."""
@@ -355,6 +359,9 @@ class Runner:
 
     def watchdog(self) -> None:
         """Every running batch has a poll job; a job lost to an error is re-armed here."""
-        for batch in self.store.running_batches():
-            if self.scheduler.get_job(f"poll:{batch.id}") is None:
-                self._schedule(f"poll:{batch.id}", self.poll, 0, batch.id)
+        with self._scheduling:
+            if self._stopping:
+                return
+            missing = [b for b in self.store.running_batches() if self.scheduler.get_job(f"poll:{b.id}") is None]
+        for batch in missing:
+            self._schedule(f"poll:{batch.id}", self.poll, 0, batch.id)

@@ -176,6 +176,7 @@ class Services:
         if self._stopped:
             return
         self._stopped = True
+        self.runner.stop_scheduling()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         if self._cc is not None:
