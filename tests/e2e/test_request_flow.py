@@ -198,7 +198,8 @@ def test_reject_with_a_reason(world: World) -> None:
     blocks_text = str(refreshed(world, message).blocks)
     assert "still used by sales" in blocks_text and "Approve" not in blocks_text
     dm = world.slack.open_dm(world.people.requester)
-    assert any("still used by sales" in m.text for m in world.slack.messages(dm))
+    world.driver.wait_for(lambda: any("still used by sales" in m.text for m in world.slack.messages(dm)),
+                          what="the requester's DM with the reason")
 
 
 def test_requester_cancels_from_the_card(world: World) -> None:
