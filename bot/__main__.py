@@ -112,11 +112,13 @@ def cc_auth(use_code: bool, redirect_uri: str) -> None:
 def audit(request_id: int | None, actors: tuple[str, ...], since: datetime | None, until: datetime | None,
           as_csv: bool) -> None:
     """Print the audit log: who asked, who decided, what ran."""
-    from bot.ops import only
+    from bot.ops import configure_tool_logging, only
     from bot.ops.audit import AuditFilter, audit_events, report
     from bot.store import Store
 
-    settings = settings_or_exit((), only(os.environ, ("DELETETAGS_DB", "LOG_LEVEL", "LOG_FORMAT")))
+    environ = only(os.environ, ("DELETETAGS_DB", "LOG_LEVEL", "LOG_FORMAT"))
+    settings = settings_or_exit((), environ)
+    configure_tool_logging(environ)
     if not settings.db_path.exists():
         click.echo(f"deletetags-bot audit: no database at {settings.db_path} (check DELETETAGS_DB)", err=True)
         sys.exit(1)

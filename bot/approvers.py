@@ -57,6 +57,16 @@ class ApproverDirectory:
             self._cached = (self._clock(), approvers)
             return approvers
 
+    def fresh(self) -> ApproverList:
+        """Looked up now, not from the cache (which it then replaces): for a decision that is about to
+        take effect, so that someone just removed from the group can no longer approve."""
+        if not self.group:
+            return ApproverList(self.approver_ids)
+        with self._lock:
+            approvers = self._fetch()
+            self._cached = (self._clock(), approvers)
+            return approvers
+
     def forget(self) -> None:
         with self._lock:
             self._cached = None
@@ -69,6 +79,10 @@ class ApproverDirectory:
                 f"This Slack plan has no user groups, so only APPROVER_IDS can approve "
                 f"(APPROVER_GROUP={self.group} is ignored)."
             )
+            log.warning(warning)
+            return ApproverList(self.approver_ids, warning)
+        except Exception as error:  # noqa: BLE001 - fail closed: fewer approvers, never a broken click
+            warning = f"Could not read APPROVER_GROUP={self.group} ({error}); only APPROVER_IDS can approve for now."
             log.warning(warning)
             return ApproverList(self.approver_ids, warning)
         return ApproverList(self.approver_ids | members)

@@ -81,9 +81,19 @@ def listener_slack_client(settings: Settings) -> WebClient:
 
 
 def slack_group_lookup(client: WebClient) -> Callable[[str], list[str]]:
+    def group_id(group: str) -> str:
+        # usergroups.users.list takes only an id (S…); a handle is looked up first.
+        if group.startswith("S") and group.upper() == group:
+            return group
+        groups = client.usergroups_list()["usergroups"] or []
+        for candidate in groups:
+            if candidate.get("handle") == group:
+                return str(candidate["id"])
+        raise LookupError(f"no user group with the handle @{group}")
+
     def lookup(group: str) -> list[str]:
         try:
-            response = client.usergroups_users_list(usergroup=group)
+            response = client.usergroups_users_list(usergroup=group_id(group))
         except SlackApiError as error:
             if error.response.get("error") == "plan_upgrade_required":
                 raise GroupsUnavailable() from error

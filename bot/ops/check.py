@@ -89,18 +89,22 @@ Check = Callable[[CheckContext], CheckResult | None]
 # --- settings and database ------------------------------------------------------------------------
 
 
+def _listed(problems: list[str]) -> str:
+    return f"{len(problems)} setting(s) need attention\n" + "\n".join(f"- {p}" for p in problems)
+
+
 def check_settings(ctx: CheckContext) -> CheckResult:
     name = f"Settings ({ctx.mode})"
     needs = NEEDS_RUN_SOCKET if ctx.socket_mode else NEEDS_RUN_HTTP
     try:
         ctx.settings = load_settings(ctx.environ)
     except SettingsError as error:
-        return failed(name, "; ".join(error.problems), "fix the values above (README.md, section Settings)")
+        return failed(name, _listed(error.problems), "fix the values above (README.md, section Settings)")
     ctx.secrets = ctx.settings.secrets()
     try:
         load_settings(ctx.environ, needs)
     except SettingsError as error:
-        return failed(name, "; ".join(error.problems), "set them in the environment, then run `deletetags-bot check` again")
+        return failed(name, _listed(error.problems), "set them in the environment, then run `deletetags-bot check` again")
     return passed(name, f"everything `deletetags-bot run` needs in {ctx.mode} is set")
 
 
@@ -308,21 +312,11 @@ def check_approvers(ctx: CheckContext) -> CheckResult:
 
 
 def _cc_client(ctx: CheckContext) -> Any:
-    from bot.constant_contact import ConstantContactClient
-    from bot.runtime import StoreTokenStore
+    from bot.runtime import cc_client_from_settings
 
-    settings = ctx.settings
-    assert settings is not None and ctx.store is not None
-    return ConstantContactClient(
-        api_url=settings.cc_api_url,
-        auth_url=settings.cc_auth_url,
-        client_id=settings.cc_client_id or "",
-        client_secret=settings.cc_client_secret.reveal() if settings.cc_client_secret else None,
-        token_store=StoreTokenStore(ctx.store),
-        initial_refresh_token=settings.cc_refresh_token.reveal() if settings.cc_refresh_token else None,
-        timeout=CC_TIMEOUT_SECONDS,
-        max_retry_seconds=CC_RETRY_SECONDS,
-    )
+    assert ctx.settings is not None and ctx.store is not None
+    return cc_client_from_settings(ctx.settings, ctx.store, timeout=CC_TIMEOUT_SECONDS,
+                                   max_retry_seconds=CC_RETRY_SECONDS)
 
 
 def check_cc_token(ctx: CheckContext) -> CheckResult:
@@ -414,7 +408,9 @@ def uses_socket_mode(environ: Mapping[str, str], socket_flag: bool) -> bool:
 def format_report(results: list[CheckResult], secrets: Iterable[str] = ()) -> str:
     lines = []
     for result in results:
-        lines.append(f"{MARKS[result.status]} {result.name}: {result.detail}")
+        first, *more = result.detail.splitlines() or [""]
+        lines.append(f"{MARKS[result.status]} {result.name}: {first}")
+        lines.extend(f"    {line}" for line in more)
         if result.fix and result.status == FAILED:
             lines.append(f"    fix: {result.fix}")
     counts = {status: sum(r.status == status for r in results) for status in MARKS}

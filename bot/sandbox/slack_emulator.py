@@ -611,6 +611,10 @@ class _Handler(BaseHTTPRequestHandler):
 # ---------------------------------------------------------------------------------------------------
 
 
+DEFAULT_BOT_SCOPES = ("app_mentions:read", "channels:history", "chat:write", "commands", "files:read",
+                      "groups:history", "im:history", "mpim:history", "usergroups:read")
+
+
 class SlackEmulator:
     """A one-workspace Slack: Web API, response_url endpoints, private file hosting, Socket Mode."""
 
@@ -630,6 +634,8 @@ class SlackEmulator:
     ) -> None:
         self._port = port
         self.bot_token = bot_token
+        # Real Slack reports a token's scopes in the x-oauth-scopes header of every answer.
+        self.bot_scopes: list[str] = list(DEFAULT_BOT_SCOPES)
         self.app_token = app_token
         self.team_id = team_id
         self.team_domain = "sandbox"
@@ -1032,7 +1038,7 @@ class SlackEmulator:
             return _Reply.json({"ok": False, "error": "unknown_method", "req_method": method})
         params = _Params(values)
         try:
-            self._authenticate(method, headers, params)
+            token = self._authenticate(method, headers, params)
             injected = self._injected_failure(method)
             if injected is not None:
                 return injected
@@ -1040,11 +1046,12 @@ class SlackEmulator:
                 retry_after = self._limiter.retry_after(method, params.opt("channel"))
                 if retry_after is not None:
                     return _Reply.json({"ok": False, "error": "ratelimited"}, 429, {"Retry-After": str(retry_after)})
-            return _Reply.json({"ok": True, **handler(params)})
+            scopes = {"x-oauth-scopes": ",".join(self.bot_scopes)} if token == self.bot_token else {}
+            return _Reply.json({"ok": True, **handler(params)}, headers=scopes)
         except ApiError as failure:
             return _Reply.json({"ok": False, "error": failure.error, **failure.extra})
 
-    def _authenticate(self, method: str, headers: dict[str, str], params: _Params) -> None:
+    def _authenticate(self, method: str, headers: dict[str, str], params: _Params) -> str:
         authorization = headers.get("authorization", "")
         token = authorization[len("Bearer ") :].strip() if authorization.startswith("Bearer ") else params.opt("token")
         if not token:
@@ -1054,6 +1061,7 @@ class SlackEmulator:
         # Slack refuses app-level tokens everywhere except the app-level methods, and the reverse.
         if (token == self.app_token) != (method == "apps.connections.open"):
             raise ApiError("not_allowed_token_type")
+        return token
 
     def _injected_failure(self, method: str) -> _Reply | None:
         queue = self._failures.get(method)

@@ -235,3 +235,16 @@ def test_bot_not_in_the_approval_channel_tells_the_requester_how_to_fix_it(world
     world.driver.click(world.people.requester, preview, "Request approval")
     card(world)
     assert world.store.get_request(request.id).state == "awaiting_approval"
+
+
+@pytest.fixture
+def group_by_handle(world_env: dict[str, str]) -> None:
+    world_env["APPROVER_GROUP"] = "@team-leads"
+
+
+@pytest.mark.usefixtures("group_by_handle")
+def test_an_approver_group_given_by_its_handle(world: World) -> None:
+    spring, = add_tags(world, ("Spring Promo 2024", 120))
+    request_id, message = request_to_card(world, f"{spring} reason: campaign over")
+    world.driver.click(world.people.group_approver, message, "Approve")
+    world.driver.wait_for(lambda: world.store.get_request(request_id).state != "awaiting_approval", what="approval")

@@ -70,7 +70,7 @@ def csv_rows(text: str) -> list[dict[str, str]]:
 
 
 def test_table_is_aligned_with_every_event(db: Path) -> None:
-    lines = audit(db).output.splitlines()
+    lines = audit(db).stdout.splitlines()
     assert lines[0].split() == ["id", "at", "request", "actor", "kind", "reason", "detail"]
     assert len(lines) == 7
     kind_column = lines[0].index("kind")
@@ -80,21 +80,21 @@ def test_table_is_aligned_with_every_event(db: Path) -> None:
 
 
 def test_filters(db: Path) -> None:
-    assert [r["kind"] for r in csv_rows(audit(db, "--csv", "--request", "1").output)] == [
+    assert [r["kind"] for r in csv_rows(audit(db, "--csv", "--request", "1").stdout)] == [
         "request.created", "request.confirmed", "request.rejected"]
-    assert {r["actor"] for r in csv_rows(audit(db, "--csv", "--actor", "U0RITA", "--actor", "U0BEA").output)} == {
+    assert {r["actor"] for r in csv_rows(audit(db, "--csv", "--actor", "U0RITA", "--actor", "U0BEA").stdout)} == {
         "U0RITA", "U0BEA"}
-    assert len(csv_rows(audit(db, "--csv", "--actor", "U0ALEX").output)) == 1
+    assert len(csv_rows(audit(db, "--csv", "--actor", "U0ALEX").stdout)) == 1
     # Dates are whole UTC days, both ends included.
-    days = {r["at"][:10] for r in csv_rows(audit(db, "--csv", "--since", "2024-05-02", "--until", "2024-05-02").output)}
+    days = {r["at"][:10] for r in csv_rows(audit(db, "--csv", "--since", "2024-05-02", "--until", "2024-05-02").stdout)}
     assert days == {"2024-05-02"}
-    assert len(csv_rows(audit(db, "--csv", "--since", "2024-05-02").output)) == 4
-    assert len(csv_rows(audit(db, "--csv", "--until", "2024-05-01").output)) == 2
-    assert audit(db, "--request", "99").output == "No audit events match.\n"
+    assert len(csv_rows(audit(db, "--csv", "--since", "2024-05-02").stdout)) == 4
+    assert len(csv_rows(audit(db, "--csv", "--until", "2024-05-01").stdout)) == 2
+    assert audit(db, "--request", "99").stdout == "No audit events match.\n"
 
 
 def test_csv_is_formula_safe(db: Path) -> None:
-    rows = csv_rows(audit(db, "--csv").output)
+    rows = csv_rows(audit(db, "--csv").stdout)
     rejected = next(r for r in rows if r["kind"] == "request.rejected")
     assert rejected["reason"] == "'" + HYPERLINK
     assert next(r for r in rows if r["actor"].endswith("-1+1"))["actor"] == "'-1+1"
@@ -117,7 +117,7 @@ def test_control_characters_cannot_reach_the_terminal(tmp_path: Path) -> None:
     store = Store(path)
     store.add_event(1, "U0ALEX", "request.rejected", {"reason": "nope\x1b[2J\nnext line"})
     store.close()
-    output = audit(path).output
+    output = audit(path).stdout
     assert "\x1b" not in output and "\\x1b[2J\\x0anext line" in output
 
 
@@ -138,7 +138,7 @@ def test_audit_csv_lists_every_transition_of_an_approved_request(world: World) -
     world.driver.click(world.people.approver, message, "Approve")
     world.driver.wait_for(lambda: any(e.kind == "request.approved" for e in world.store.events(request_id)),
                           what="the approval event")
-    rows = csv_rows(audit(Path(world.env["DELETETAGS_DB"]), "--csv", "--request", str(request_id)).output)
+    rows = csv_rows(audit(Path(world.env["DELETETAGS_DB"]), "--csv", "--request", str(request_id)).stdout)
     kinds = [r["kind"] for r in rows]
     for kind in ("request.created", "request.confirmed", "approval.recorded", "request.approved"):
         assert kind in kinds
@@ -147,4 +147,5 @@ def test_audit_csv_lists_every_transition_of_an_approved_request(world: World) -
     by_kind = {r["kind"]: r for r in rows}
     assert by_kind["request.created"]["actor"] == world.people.requester
     assert by_kind["request.approved"]["actor"] == world.people.approver
-    assert [r["kind"] for r in rows] == [e.kind for e in world.store.events(request_id)]
+    # The runner may have added batch events since; the audit showed every event up to its moment.
+    assert kinds == [e.kind for e in world.store.events(request_id)][: len(kinds)]

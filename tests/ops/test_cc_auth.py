@@ -98,6 +98,19 @@ def cli_process(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def finish(process: subprocess.Popen[str], seen: list[str], answer: str = "") -> str:
+    """Answer the prompt (if any) and read the rest of the output (through the same buffered stream)."""
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    if answer:
+        process.stdin.write(answer)
+    process.stdin.close()
+    rest = process.stdout.read()
+    errors = process.stderr.read()
+    process.wait(timeout=DEADLINE_SECONDS)
+    assert process.returncode == 0, "".join(seen) + rest + errors
+    return "".join(seen) + rest
+
+
 def test_device_flow_stores_tokens_that_the_bot_can_refresh(sim: ConstantContactSimulator, tmp_path: Path) -> None:
     sim.auto_approve_device_after = 1  # one "pending" answer first, then the person has approved
     tag_id = sim.add_tag("Spring Promo 2024", 12)
@@ -126,6 +139,7 @@ def test_device_flow_stores_tokens_that_the_bot_can_refresh(sim: ConstantContact
     assert [r.ok for r in results[1:]] == [True] * 4, results
 
 
+@pytest.mark.timeout(60)
 def test_device_flow_as_a_process_waits_for_the_person(sim: ConstantContactSimulator, tmp_path: Path) -> None:
     db = tmp_path / "deletetags.db"
     process = cli_process(env_for(sim, db, secret=False))
@@ -136,10 +150,9 @@ def test_device_flow_as_a_process_waits_for_the_person(sim: ConstantContactSimul
         read_until(process.stdout, "Waiting for the approval", seen)
         with urllib.request.urlopen(link, timeout=10) as page:  # the person opens the page: consent
             assert page.status == 200
-        out, err = process.communicate(timeout=DEADLINE_SECONDS)
+        out = finish(process, seen)
     finally:
         process.kill()
-    assert process.returncode == 0, "".join(seen) + out + err
     assert f"Connected. Tokens stored in {db}" in out
     store = Store(db)
     try:
@@ -206,6 +219,7 @@ def test_code_flow_refuses_a_redirect_with_another_state(sim: ConstantContactSim
         store.close()
 
 
+@pytest.mark.timeout(60)
 def test_code_flow_as_a_process_takes_the_pasted_redirect(sim: ConstantContactSimulator, tmp_path: Path) -> None:
     db = tmp_path / "deletetags.db"
     process = cli_process(env_for(sim, db), "--code", "--redirect-uri", REDIRECT_URI)
@@ -213,10 +227,9 @@ def test_code_flow_as_a_process_takes_the_pasted_redirect(sim: ConstantContactSi
     try:
         assert process.stdout is not None
         url = read_until(process.stdout, r"^\s+(http\S+/authorize\?\S+)", seen).group(1)
-        out, err = process.communicate(follow_authorize(url) + "\n", timeout=DEADLINE_SECONDS)
+        out = finish(process, seen, follow_authorize(url) + "\n")
     finally:
         process.kill()
-    assert process.returncode == 0, "".join(seen) + out + err
     assert f"Connected. Tokens stored in {db}" in out
     assert "Paste the whole address" in out
 

@@ -74,7 +74,7 @@ def test_everything_passes_in_the_sandbox(granted: World) -> None:
     env = dict(granted.env, APPROVAL_CHANNEL=granted.channel)
     result = check(env)
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
+    lines = result.stdout.strip().splitlines()
     assert all(line.startswith("✓") for line in lines[:-1]), result.output
     assert lines[-1] == "9 passed, 0 failed"
     for name in ("Settings (HTTP mode)", "Database", "Slack bot token", "Slack scopes", "Approval channel",
@@ -230,8 +230,9 @@ def test_missing_settings_are_listed_and_connections_still_checked(granted: Worl
     env = {k: v for k, v in granted.env.items() if k not in ("APPROVER_IDS", "APPROVER_GROUP", "SLACK_SIGNING_SECRET")}
     result = check(env)
     assert result.exit_code == 1
-    settings_line = line_for(result.output, "Settings (HTTP mode)")
-    assert "SLACK_SIGNING_SECRET is missing" in settings_line and "APPROVER_IDS or APPROVER_GROUP" in settings_line
+    assert line_for(result.output, "Settings (HTTP mode)").startswith("✗ Settings (HTTP mode): 2 setting(s) need attention")
+    assert "\n    - SLACK_SIGNING_SECRET is missing" in result.output
+    assert "\n    - APPROVER_IDS or APPROVER_GROUP is missing" in result.output
     assert line_for(result.output, "Slack bot token").startswith("✓")
 
 
