@@ -56,12 +56,14 @@ def run(socket: bool, port: int | None) -> None:
 @click.option("--latency", type=float, default=0.0, help="Seconds added before every API answer.")
 @click.option("--stuck", is_flag=True, help="New activities never finish.")
 @click.option("--fail-activities", is_flag=True, help="New activities end `failed` with errors.")
+@click.option("--slack", "with_slack", is_flag=True, help="Also run the Slack emulator on the next port (for `check`).")
 def sandbox(port: int, tag_count: int, activity_seconds: float, error_rate: float, latency: float,
-            stuck: bool, fail_activities: bool) -> None:
+            stuck: bool, fail_activities: bool, with_slack: bool) -> None:
     """Run the Constant Contact simulator alone on 127.0.0.1, for rehearsals."""
     from bot.sandbox.constant_contact import serve_forever
 
-    serve_forever(port, tag_count, activity_seconds, error_rate, latency, stuck, fail_activities, echo=click.echo)
+    serve_forever(port, tag_count, activity_seconds, error_rate, latency, stuck, fail_activities, echo=click.echo,
+                  slack_port=port + 1 if with_slack else None)
 
 
 @cli.command()

@@ -900,9 +900,30 @@ def _banner(sim: ConstantContactSimulator, tags: int, refresh_token: str) -> lis
     return lines
 
 
+@contextlib.contextmanager
+def _slack_rehearsal(port: int | None, echo: Callable[[str], None]) -> Iterator[None]:
+    """With --slack: the Slack emulator too, with a workspace, so `check` can pass end to end."""
+    if port is None:
+        yield
+        return
+    from bot.sandbox.slack import SlackEmulator
+    from bot.sandbox.world import OPS_CHANNEL, PEOPLE, SIGNING_SECRET, populate_slack
+
+    slack = SlackEmulator(port=port).start()
+    populate_slack(slack)
+    try:
+        for line in (f"SLACK_API_URL={slack.api_url}", f"SLACK_BOT_TOKEN={slack.bot_token}",
+                     f"SLACK_SIGNING_SECRET={SIGNING_SECRET}", f"APPROVER_IDS={PEOPLE.approver}",
+                     f"APPROVAL_CHANNEL={OPS_CHANNEL}"):
+            echo(line)
+        yield
+    finally:
+        slack.stop()
+
+
 def serve_forever(port: int, tags: int, activity_seconds: float, error_rate: float, latency: float,
                   stuck: bool, fail_activities: bool, echo: Callable[[str], None] = print,
-                  *, stop: threading.Event | None = None) -> None:
+                  *, stop: threading.Event | None = None, slack_port: int | None = None) -> None:
     """Run the simulator until Ctrl+C, SIGTERM or ``stop`` is set; print how to connect to it."""
     stop_event = stop or threading.Event()
     sim = ConstantContactSimulator(port=port, tag_count=tags, activity_seconds=activity_seconds)
@@ -910,7 +931,7 @@ def serve_forever(port: int, tags: int, activity_seconds: float, error_rate: flo
     sim.faults.latency_seconds = latency
     sim.faults.stuck = stuck
     sim.faults.fail_activities = fail_activities
-    with sim, _stop_on_sigterm(stop_event):
+    with sim, _stop_on_sigterm(stop_event), _slack_rehearsal(slack_port, echo):
         for line in _banner(sim, tags, sim.issue_refresh_token()):
             echo(line)
         sys.stdout.flush()
