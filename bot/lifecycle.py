@@ -77,11 +77,6 @@ RUNNING_BATCH_STATES = frozenset({BatchState.INITIALIZED, BatchState.PROCESSING}
 BATCH_SIZE = 500
 
 
-def can_transition(current: str, target: str) -> bool:
-    allowed = REQUEST_TRANSITIONS.get(RequestState(current), frozenset())
-    return RequestState(target) in allowed
-
-
 def sources_of(target: RequestState) -> tuple[str, ...]:
     """Every state from which `target` may be reached (for compare-and-set updates)."""
     return tuple(sorted(s.value for s, targets in REQUEST_TRANSITIONS.items() if target in targets))

@@ -87,10 +87,3 @@ def configure_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[
     for noisy in ("apscheduler.scheduler", "apscheduler.executors.default", "waitress.queue"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
-
-def install_redaction(secrets: Iterable[str]) -> RedactingFilter:
-    """Add the redacting filter to every handler the root logger has (e.g. pytest's capture)."""
-    redacting = RedactingFilter(secrets)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(redacting)
-    return redacting

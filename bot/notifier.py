@@ -16,7 +16,6 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.approvers import ApproverDirectory
-from bot.lifecycle import TERMINAL_BATCH_STATES
 from bot.store import Request, Store
 
 log = logging.getLogger(__name__)
@@ -150,6 +149,3 @@ class Notifier:
         except SlackApiError:
             return None
 
-
-def finished_batches(states: Sequence[str]) -> int:
-    return sum(1 for s in states if s in TERMINAL_BATCH_STATES)
