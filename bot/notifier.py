@@ -27,6 +27,9 @@ FIX_CHANNEL = {
 }
 
 
+NOTICE_EVENT = "deletetags_notice"
+
+
 class CardNotPosted(Exception):
     """The approval card could not be posted; `advice` tells the requester how to fix it."""
 
@@ -111,6 +114,7 @@ class Notifier:
             response = self.client.chat_postMessage(
                 channel=request.approval_channel, thread_ts=request.card_ts, text=text,
                 blocks=list(blocks_) if blocks_ else None, reply_broadcast=broadcast,
+                metadata={"event_type": NOTICE_EVENT, "event_payload": {"request_id": request_id, "key": key}},
             )
         except SlackApiError as error:
             # Slack refused it, so nothing was posted: leave it to be tried again later.
@@ -120,6 +124,33 @@ class Notifier:
             return False
         self.store.notice_posted(request_id, key, str(response.get("ts")))
         return True
+
+    def settle_claimed(self, request_id: int) -> None:
+        """After a crash: a milestone claimed but not marked posted may or may not be in Slack.
+        The thread says which (each post carries its key as message metadata)."""
+        claimed = [key for key, state in self.store.notices(request_id).items() if state == "claimed" and key != "card"]
+        request = self.store.get_request(request_id)
+        if not claimed or request is None or not request.card_ts:
+            return
+        try:
+            replies = self.client.conversations_replies(channel=request.approval_channel, ts=request.card_ts,
+                                                       include_all_metadata=True, limit=200)
+        except SlackApiError as error:
+            log.warning("could not read the thread: %s", slack_error(error), extra={"request_id": str(request_id)})
+            return
+        posted = {self._notice_key(m): m.get("ts") for m in replies.get("messages") or []}
+        for key in claimed:
+            if key in posted:
+                self.store.notice_posted(request_id, key, posted[key])
+            else:
+                self.store.release_notice(request_id, key)
+
+    @staticmethod
+    def _notice_key(message: dict[str, Any]) -> str | None:
+        metadata = message.get("metadata") or {}
+        if metadata.get("event_type") != NOTICE_EVENT:
+            return None
+        return str((metadata.get("event_payload") or {}).get("key"))
 
     def reply_in_thread(self, channel: str, thread_ts: str, text: str) -> None:
         self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)

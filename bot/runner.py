@@ -338,6 +338,10 @@ class Runner:
 
     def recover(self) -> None:
         """Resume whatever a previous process left in flight."""
+        for request in self.store.requests(states=(RequestState.RUNNING.value, RequestState.COMPLETED.value,
+                                                   RequestState.COMPLETED_WITH_ERRORS.value,
+                                                   RequestState.FAILED.value), limit=200):
+            self.notifier.settle_claimed(request.id)
         for request in self.store.requests(states=(RequestState.APPROVED.value,), limit=10_000):
             self.start_request(request.id)
         for batch in self.store.batches_in_states([BatchState.PENDING.value]):
@@ -352,7 +356,7 @@ class Runner:
             self.finish_if_done(request.id)
         for state in (RequestState.COMPLETED, RequestState.COMPLETED_WITH_ERRORS, RequestState.FAILED):
             for request in self.store.requests(states=(state.value,), limit=200):
-                if self.store.notices(request.id).get("summary") is None:
+                if self.store.notices(request.id).get("summary") != "posted":
                     self.post_summary(request.id)
         self.scheduler.add_job(self.watchdog, "interval", seconds=WATCHDOG_SECONDS, id="watchdog",
                                replace_existing=True)

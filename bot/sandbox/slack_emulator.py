@@ -106,9 +106,11 @@ class Message:
     def edited(self) -> bool:
         return bool(self.edits)
 
-    def to_slack(self, team_id: str) -> Json:
-        """The message object as Slack hands it to apps."""
+    def to_slack(self, team_id: str, include_metadata: bool = False) -> Json:
+        """The message object as Slack hands it to apps (metadata only when asked for, as Slack does)."""
         body: Json = {"type": "message", "user": self.user, "text": self.text, "ts": self.ts, "team": team_id}
+        if include_metadata and self.metadata:
+            body["metadata"] = copy.deepcopy(self.metadata)
         body["blocks"] = copy.deepcopy(self.blocks)
         optional = {"thread_ts": self.thread_ts, "subtype": self.subtype, "bot_id": self.bot_id}
         body.update({key: value for key, value in optional.items() if value is not None})
@@ -1332,7 +1334,8 @@ class SlackEmulator:
         channel = self._readable_channel(params)
         root = self._thread_root(channel.id, params.text("ts", "thread_not_found"))
         in_thread = [m for m in self._messages[channel.id] if root in (m.ts, m.thread_ts) and not m.deleted]
-        thread = [m.to_slack(self.team_id) for m in in_thread]
+        with_metadata = params.flag("include_all_metadata")
+        thread = [m.to_slack(self.team_id, with_metadata) for m in in_thread]
         return {"messages": thread, "has_more": False, "response_metadata": {"next_cursor": ""}}
 
     def _conversations_members(self, params: _Params) -> Json:

@@ -28,7 +28,7 @@ def finished(world: World, request_id: int, timeout: float = 30.0) -> str:
 
 
 def summaries(world: World, card) -> list:  # noqa: ANN001
-    return [m for m in world.slack.thread(world.channel, card.ts) if "is finished" in m.text]
+    return [m for m in world.slack.thread(world.channel, card.ts) if "is finished" in m.text and not m.deleted]
 
 
 def test_1200_ids_become_three_activities_and_one_summary(world: World) -> None:
@@ -136,3 +136,22 @@ def test_app_home_shows_my_requests_and_what_waits_for_me(world: World) -> None:
     world.driver.open_home(world.people.requester)
     mine = world.driver.wait_for(lambda: world.slack.home(world.people.requester), what="the requester's home")
     assert f"#{request_id}" in str(mine.blocks) and "'text': 'Approve'" not in str(mine.blocks)
+
+
+def test_a_milestone_claimed_before_a_crash_is_settled_from_the_thread(world: World) -> None:
+    ids = add_tags(world, ("Tag A", 1))
+    request_id, card = approve(world, f"{ids[0]} reason: cleanup")
+    finished(world, request_id)
+    store, runner = world.store, world.bot.services.runner
+    # Crashed after Slack took the summary but before it was marked posted: found in the thread, not re-posted.
+    store.db.execute("UPDATE notices SET state = 'claimed' WHERE request_id = ? AND key = 'summary'", [request_id])
+    runner.recover()
+    assert store.notices(request_id)["summary"] == "posted"
+    assert len(summaries(world, card)) == 1
+    # Crashed after claiming but before Slack had it: released and posted once.
+    summary = summaries(world, card)[0]
+    world.bot.services.slack.chat_delete(channel=world.channel, ts=summary.ts)
+    store.db.execute("UPDATE notices SET state = 'claimed' WHERE request_id = ? AND key = 'summary'", [request_id])
+    runner.recover()
+    world.driver.wait_for(lambda: len(summaries(world, card)) == 1, what="the summary posted again")
+    assert store.notices(request_id)["summary"] == "posted"
