@@ -95,7 +95,7 @@ class Decisions:
     def confirm(self, request_id: int, user_id: str, reason: str | None = None) -> Outcome:
         request = self.store.get_request(request_id)
         if request is None:
-            return gone(request_id)
+            return self._refuse(None, user_id, "confirm", Decision.refuse("not_found", gone(request_id).message))
         decision = lifecycle.may_confirm(user_id, self._facts(request), self.clock())
         if not decision.allowed:
             return self._refuse(request_id, user_id, "confirm", decision)
@@ -143,6 +143,9 @@ class Decisions:
             return None, self._refuse(None, user_id, action.value, Decision.refuse("not_found", gone(request_id).message))
         facts = self._facts(request)
         decision = lifecycle.may_decide(action, user_id, facts, self.approvers.current(), self.clock())
+        if decision.allowed and user_id not in self.approvers.approver_ids:
+            # Group membership comes from a cache; a group member's decision is checked against Slack now.
+            decision = lifecycle.may_decide(action, user_id, facts, self.approvers.fresh(), self.clock())
         if decision.code == "expired":
             self.expire(request)
         if not decision.allowed:
@@ -194,7 +197,7 @@ class Decisions:
     def cancel(self, request_id: int, user_id: str) -> Outcome:
         request = self.store.get_request(request_id)
         if request is None:
-            return gone(request_id)
+            return self._refuse(None, user_id, "cancel", Decision.refuse("not_found", gone(request_id).message))
         decision = lifecycle.may_cancel(user_id, self._facts(request))
         if not decision.allowed:
             return self._refuse(request_id, user_id, "cancel", decision)
@@ -210,7 +213,8 @@ class Decisions:
 
     def expire(self, request: Request) -> bool:
         with self.lock_for(request.id):
-            return self._expire(request)
+            current = self.store.get_request(request.id)  # read again: the card may have been posted meanwhile
+            return current is not None and self._expire(current)
 
     def _expire(self, request: Request) -> bool:
         won = self.store.transition(

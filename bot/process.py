@@ -38,7 +38,9 @@ class BotProcess:
         if self.socket_mode:
             self._connect_socket_mode()
         else:
-            self.http = HttpServer(self.app, self.services.health, self.settings.host, self.settings.port)
+            secret = self.settings.slack_signing_secret
+            self.http = HttpServer(self.app, self.services.health, self.settings.host, self.settings.port,
+                                   signing_secret=secret.reveal() if secret else None)
             if serve_http_in_thread:
                 self.http.start_in_thread()
         return self

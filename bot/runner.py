@@ -127,6 +127,8 @@ class Runner:
             activity_id=activity.activity_id, percent_done=activity.percent_done,
         )
         self._schedule(f"poll:{batch.id}", self.poll, self.bounds.minimum, batch.id)
+        # The last batch to go out announces them all, also when it went out on a retry.
+        self._announce_submitted(batch.request_id)
 
     def _postpone(self, batch: Batch, expect: str, error: ConstantContactError) -> None:
         """Nothing was queued: back to pending, and try again when Constant Contact allows."""
@@ -149,11 +151,14 @@ class Runner:
         batches = self.store.batches(request_id)
         if any(b.state in (BatchState.PENDING, BatchState.SUBMITTING) for b in batches):
             return
-        ids = ", ".join(f"`{b.activity_id}`" for b in batches if b.activity_id) or "none"
-        self.notifier.post_once(request_id, "submitted",
-                                f":rocket: Submitted to Constant Contact: {len(batches)} "
-                                f"activit{'y' if len(batches) == 1 else 'ies'} ({ids}).")
-        self.refresh_card(request_id, force=True)
+        submitted = [b for b in batches if b.activity_id]
+        if not submitted:
+            return  # nothing reached Constant Contact; the summary says why
+        ids = ", ".join(f"`{b.activity_id}`" for b in submitted)
+        if self.notifier.post_once(request_id, "submitted",
+                                   f":rocket: Submitted to Constant Contact: {len(submitted)} "
+                                   f"activit{'y' if len(submitted) == 1 else 'ies'} ({ids})."):
+            self.refresh_card(request_id, force=True)
 
     # --- reconciliation ---------------------------------------------------------------------
 
@@ -309,6 +314,7 @@ class Runner:
             return
         if summary is None:
             summary = summarise(self.store.request_tags(request_id), self.store.batches(request_id), None)
+        self._announce_submitted(request_id)  # late rather than never, when Slack refused it at the time
         approvers = self.store.approvals(request_id)
         text = blocks.summary_text(request.requester_id, request_id, summary, approvers,
                                    request.started_at, request.finished_at)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
 from waitress.server import create_server
 
 log = logging.getLogger(__name__)
@@ -22,9 +24,10 @@ HealthReport = Callable[[], dict[str, Any]]
 
 
 class SlackWsgiApp:
-    def __init__(self, app: App, health: HealthReport) -> None:
+    def __init__(self, app: App, health: HealthReport, signing_secret: str | None = None) -> None:
         self.slack = SlackRequestHandler(app, path="/slack/events")
         self.health = health
+        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -33,8 +36,22 @@ class SlackWsgiApp:
             status = "200 OK" if report.get("status") == "ok" else "503 Service Unavailable"
             return self._json(start_response, status, report)
         if path == "/slack/events" and method == "POST":
-            return self.slack(environ, start_response)
+            return self._slack(environ, start_response)
         return self._json(start_response, "404 Not Found", {"error": "not found", "path": path})
+
+    def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        # Bolt parses the body and reads the timestamp with int() before it checks the signature, so a
+        # malformed request raised inside Bolt, whose error handler then acted on the unverified body
+        # (an apology posted to whatever response_url it named). Verify first, parse after.
+        body = _read_body(environ)
+        if self.verifier is not None and not _signed(self.verifier, environ, body):
+            return self._json(start_response, "401 Unauthorized", {"error": "invalid request"})
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+        try:
+            return self.slack(environ, start_response)
+        except Exception as error:  # noqa: BLE001 - a signed body Bolt cannot even parse; Slack sends none
+            log.warning("malformed Slack request refused: %s", type(error).__name__, extra={"outcome": "bad_request"})
+            return self._json(start_response, "400 Bad Request", {"error": "malformed request"})
 
     @staticmethod
     def _json(start_response: StartResponse, status: str, payload: dict[str, Any]) -> list[bytes]:
@@ -43,12 +60,30 @@ class SlackWsgiApp:
         return [body]
 
 
+def _read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return environ["wsgi.input"].read(length) if length > 0 else b""
+
+
+def _signed(verifier: SignatureVerifier, environ: dict[str, Any], body: bytes) -> bool:
+    timestamp = str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""))
+    signature = str(environ.get("HTTP_X_SLACK_SIGNATURE", ""))
+    try:
+        return timestamp.isdigit() and bool(signature) and verifier.is_valid(body, timestamp, signature)
+    except ValueError:  # slack_sdk decodes the body as UTF-8 to sign it; Slack never sends anything else
+        return False
+
+
 class HttpServer:
     """A waitress server that can run in the foreground or in a thread and stop cleanly."""
 
-    def __init__(self, app: App, health: HealthReport, host: str, port: int, threads: int = 16) -> None:
+    def __init__(self, app: App, health: HealthReport, host: str, port: int, threads: int = 16,
+                 signing_secret: str | None = None) -> None:
         self.server = create_server(
-            SlackWsgiApp(app, health), host=host, port=port, threads=threads,
+            SlackWsgiApp(app, health, signing_secret), host=host, port=port, threads=threads,
             ident="deletetags-bot", channel_timeout=30, connection_limit=200, asyncore_loop_timeout=0.2,
         )
         self._thread: threading.Thread | None = None

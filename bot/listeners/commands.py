@@ -109,7 +109,11 @@ HANDLERS: dict[str, Handler] = {
 def register(app: App, services: Services) -> None:
     @app.command("/deletetags")
     def deletetags(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        parsed = tags.parse_command(command.get("text") or "", max_entries=services.settings.max_entries)
+        try:
+            parsed = tags.parse_command(command.get("text") or "", max_entries=services.settings.max_entries)
+        except tags.InputError as error:  # more entries than MAX_ENTRIES
+            ack(response_type="ephemeral", text=error.message)
+            return
         log.info("command", extra={"actor": command.get("user_id"), "event": f"/deletetags {parsed.kind}"})
         handler = HANDLERS.get(parsed.kind)
         if handler is None:

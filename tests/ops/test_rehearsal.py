@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,21 @@ from pathlib import Path
 from tests.e2e.botproc import free_port
 
 
+def free_port_pair() -> int:
+    """A port P with P + 1 free as well (the Slack emulator takes the next port)."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no two consecutive free ports")
+
+
 def test_check_passes_against_the_sandbox_printed_settings(tmp_path: Path) -> None:
-    port = free_port()
+    port = free_port_pair()
     sandbox = subprocess.Popen([sys.executable, "-m", "bot", "sandbox", "--slack", "--port", str(port), "--tags", "5"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
