@@ -158,11 +158,15 @@ class Decisions:
         if request is None or not check.ok:
             return check
         added, approvals = self.store.add_approval(request_id, user_id)
-        if not added:
+        if not added and user_id not in approvals:
             return Outcome(False, f"Request #{request_id} is no longer waiting for approval.", "closed")
         if not lifecycle.approvals_reached(approvals, request.required_approvals):
             self.notifier.refresh_card(request_id)
             return Outcome(True, f"Your approval is recorded: {len(approvals)} of {request.required_approvals}.")
+        return self._approved(request, user_id, approvals)
+
+    def _approved(self, request: Request, user_id: str, approvals: tuple[str, ...]) -> Outcome:
+        request_id = request.id
         won = self.store.transition(
             request_id, RequestState.APPROVED, actor=user_id, kind="request.approved",
             detail={"approvals": list(approvals)}, decided_by=user_id, decided_at=self.clock(),
@@ -225,6 +229,16 @@ class Decisions:
             self.notifier.refresh_card(request.id)
             self.notifier.tell(request.requester_id, f":hourglass: Your deletion request #{request.id} expired: nobody decided in time. Nothing was deleted.")
         return won
+
+    def finish_reached(self) -> int:
+        """At start-up: requests whose approvals were all recorded before a crash become approved."""
+        finished = 0
+        for request in self.store.requests(states=(RequestState.AWAITING_APPROVAL.value,), limit=10_000):
+            approvals = self.store.approvals(request.id)
+            if approvals and lifecycle.approvals_reached(approvals, request.required_approvals):
+                with self.lock_for(request.id):
+                    finished += self._approved(request, approvals[-1], approvals).ok
+        return finished
 
     def expire_overdue(self) -> int:
         """Run from the scheduler and at start-up."""

@@ -157,7 +157,10 @@ def may_decide(
         return Decision.refuse(
             "not_approver", "Only the configured approvers can approve or reject deletion requests."
         )
-    if action == Action.APPROVE and user_id in facts.approvals:
+    # Enough approvals but still awaiting means a crash came between the two writes: let it finish.
+    if action == Action.APPROVE and user_id in facts.approvals and not approvals_reached(
+        facts.approvals, facts.required_approvals
+    ):
         return Decision.refuse("already_approved", "You have already approved this request.")
     return ALLOWED
 

@@ -50,15 +50,21 @@ def predicted_remaining(observation: Observation) -> float | None:
     return max(0.0, (100 - observation.percent) / speed)
 
 
+def predicted_total_at_last_progress(observation: Observation) -> float | None:
+    """When the activity should have ended, judged by its pace up to the last progress seen."""
+    moved = observation.percent - observation.first_percent
+    spent = observation.last_progress_elapsed - observation.first_elapsed
+    if moved <= 0 or spent <= 0:
+        return None
+    return observation.last_progress_elapsed + (100 - observation.percent) * spent / moved
+
+
 def is_stalled(observation: Observation) -> bool:
     quiet = observation.elapsed - observation.last_progress_elapsed
     if quiet >= STALL_MIN_SECONDS:
         return True
-    remaining = predicted_remaining(observation)
-    if remaining is None:
-        return False
-    predicted_total = observation.elapsed + remaining
-    return observation.elapsed > STALL_FACTOR * predicted_total and quiet > 60
+    expected = predicted_total_at_last_progress(observation)
+    return expected is not None and quiet > 60 and observation.elapsed > STALL_FACTOR * expected
 
 
 def next_delay(observation: Observation, bounds: Bounds) -> float:
@@ -67,7 +73,7 @@ def next_delay(observation: Observation, bounds: Bounds) -> float:
         return bounds.maximum
     remaining = predicted_remaining(observation)
     if remaining is None:
-        delay = bounds.minimum * (2 ** max(0, observation.polls - 1))
+        delay = bounds.minimum * 2.0 ** min(30, max(0, observation.polls - 1))
     else:
         delay = remaining * AIM
     return min(bounds.maximum, max(bounds.minimum, delay))

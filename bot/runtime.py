@@ -174,6 +174,7 @@ class Services:
     def start(self) -> None:
         if not self.scheduler.running:
             self.scheduler.start()
+        self.decisions.finish_reached()
         self.decisions.expire_overdue()
         self.runner.recover()
         self.scheduler.add_job(

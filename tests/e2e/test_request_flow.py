@@ -248,3 +248,21 @@ def test_an_approver_group_given_by_its_handle(world: World) -> None:
     request_id, message = request_to_card(world, f"{spring} reason: campaign over")
     world.driver.click(world.people.group_approver, message, "Approve")
     world.driver.wait_for(lambda: world.store.get_request(request_id).state != "awaiting_approval", what="approval")
+
+
+def test_an_approval_recorded_just_before_a_crash_is_completed(world: World) -> None:
+    spring, = add_tags(world, ("Spring Promo 2024", 120))
+    request_id, message = request_to_card(world, f"{spring} reason: campaign over")
+    # The first of the two writes landed, then the process died.
+    world.store.add_approval(request_id, world.people.approver)
+    assert world.bot.services.decisions.finish_reached() == 1
+    assert world.store.get_request(request_id).state in ("approved", "running", "completed")
+    assert len([e for e in world.store.events(request_id) if e.kind == "request.approved"]) == 1
+
+
+def test_a_re_click_completes_an_approval_interrupted_by_a_crash(world: World) -> None:
+    spring, = add_tags(world, ("Spring Promo 2024", 120))
+    request_id, message = request_to_card(world, f"{spring} reason: campaign over")
+    world.store.add_approval(request_id, world.people.approver)
+    world.driver.click(world.people.approver, message, "Approve")
+    world.driver.wait_for(lambda: world.store.get_request(request_id).state != "awaiting_approval", what="approval")
