@@ -344,9 +344,11 @@ def summary_text(requester_id: str, request_id: int, summary: Any, approvers: Se
                  started: datetime | None, finished: datetime | None, listed: int = 10) -> str:
     total = summary.deleted + summary.not_deleted + summary.unknown
     icon = {"completed": ":white_check_mark:", "completed_with_errors": ":warning:"}.get(summary.final_state, ":x:")
+    where = (f"in {count(summary.activity_count, 'activity')}" if summary.activity_count
+             else "— nothing reached Constant Contact")
     lines = [
         f"{icon} <@{requester_id}> request #{request_id} is finished: *{summary.deleted:,} of {total:,} "
-        f"tags deleted* in {count(summary.activity_count, 'activity')} ({duration(started, finished)}).",
+        f"tags deleted* {where} ({duration(started, finished)}).",
     ]
     if summary.missing:
         lines.append(f"*Not deleted ({len(summary.missing):,}):*")

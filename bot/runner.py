@@ -195,7 +195,8 @@ class Runner:
         try:
             activity = self.cc().get_activity(batch.activity_id)
         except NotFound:
-            self._lost(batch, "Constant Contact no longer knows this activity (records are kept for 10 days).")
+            self._lost(batch, "Constant Contact no longer knows this activity (records are kept for 10 days). "
+                              "Check these tags in Constant Contact.")
             return
         except QuotaExceeded as error:
             self._schedule(f"poll:{batch_id}", self.poll,
@@ -219,7 +220,8 @@ class Runner:
             poll_count=batch.poll_count + 1,
         )
         if self._overdue(batch):
-            self._lost(batch, f"Constant Contact did not finish this activity within {GIVE_UP_AFTER.total_seconds() / 3600:g} h.")
+            self._lost(batch, f"Constant Contact did not finish this activity within "
+                              f"{GIVE_UP_AFTER.total_seconds() / 3600:g} h. Check these tags in Constant Contact.")
             return
         if polling.is_stalled(observation):
             self.notifier.post_once(batch.request_id, f"stalled:{batch.batch_no}",

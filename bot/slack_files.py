@@ -52,9 +52,10 @@ def describe(file: dict[str, Any], client: WebClient) -> SharedFile:
 
 def check_before_download(shared: SharedFile, max_bytes: int) -> None:
     extension = shared.name.rsplit(".", 1)[-1].lower() if "." in shared.name else ""
-    if shared.filetype not in ACCEPTED_TYPES and extension not in ACCEPTED_TYPES:
+    # Slack calls any file without an extension "binary"; its content is checked when parsed.
+    if extension and shared.filetype not in ACCEPTED_TYPES and extension not in ACCEPTED_TYPES:
         raise FileProblem(
-            f"`{shared.name}` is a {shared.filetype or 'file of unknown type'}; I read only CSV or TXT files "
+            f"`{shared.name}` is {'a .' + shared.filetype + ' file' if shared.filetype else 'a file of unknown type'}; I read only CSV or TXT files "
             "(one tag id or name per line, or a CSV with a `tag_id` or `name` column)."
         )
     if shared.size > max_bytes:

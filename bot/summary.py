@@ -24,6 +24,7 @@ class BatchLike(Protocol):
     batch_no: int
     state: str
     errors: tuple[str, ...]
+    activity_id: str | None
 
 
 @dataclass(frozen=True)
@@ -78,5 +79,7 @@ def summarise(tags: Sequence[TagLike], batches: Sequence[BatchLike], existing: s
     missing = tuple(NotDeleted(t.tag_id, t.name, outcomes[t.tag_id][1] or "") for t in tags
                     if outcomes[t.tag_id][0] != "deleted")
     counts = [o for o, _ in outcomes.values()]
+    # A reconciled batch reached Constant Contact even if its activity id never came back.
+    activities = sum(1 for b in batches if b.activity_id or b.state == "reconciled")
     return Summary(counts.count("deleted"), counts.count("not_deleted"), counts.count("unknown"), missing,
-                   len(batches), outcomes)
+                   activities, outcomes)

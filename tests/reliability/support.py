@@ -126,8 +126,9 @@ def the_summary(world: World, card: Message) -> str:
 
 def summary_head(world: World, request_id: int, deleted: int, total: int, activities: int, icon: str) -> str:
     noun = "activity" if activities == 1 else "activities"
+    where = f"in {activities} {noun}" if activities else "— nothing reached Constant Contact"
     return (f"{icon} <@{world.people.requester}> request #{request_id} is finished: *{deleted} of {total} tags "
-            f"deleted* in {activities} {noun} (")
+            f"deleted* {where} (")
 
 
 def card_now(world: World, card: Message) -> Message:

@@ -159,11 +159,11 @@ CASES = [
     Case("a binary file", "file", bytes(range(256)) * 8,
          f"The file is not plain text (it looks binary). Upload a .csv, .tsv or .txt file. {SAVE_AS}"),
     Case("a workbook saved as .xlsx", "file", b"PK\x03\x04workbook",
-         "`book.xlsx` is a xlsx; I read only CSV or TXT files (one tag id or name per line, or a CSV with a "
+         "`book.xlsx` is a .xlsx file; I read only CSV or TXT files (one tag id or name per line, or a CSV with a "
          "`tag_id` or `name` column).", filename="book.xlsx"),
     Case("a workbook renamed to .csv", "file", b"PK\x03\x04" + b"\x00" * 64,
          f"The file looks like an Excel workbook or a ZIP archive, not a CSV. {SAVE_AS}"),
-    Case("a PDF", "file", b"%PDF-1.7", "`scan.pdf` is a pdf; I read only CSV or TXT files (one tag id or name per "
+    Case("a PDF", "file", b"%PDF-1.7", "`scan.pdf` is a .pdf file; I read only CSV or TXT files (one tag id or name per "
          "line, or a CSV with a `tag_id` or `name` column).", filename="scan.pdf"),
     Case("a Slack sign-in page instead of the file", "file",
          b"<!DOCTYPE html>\n<html><head><title>Sign in | Slack</title></head><body>Sign in</body></html>",
@@ -201,9 +201,8 @@ CASES = [
     Case("mixed ids and junk lines", "file", "{spring}\nnot an id\n",
          ":no_entry_sign: Skipped: • line 2: `not an id` — no tag id in this line; to delete by name, add a header "
          "row `name`", in_block=True),
-    Case("a file without an extension (Slack calls it binary)", "file", "{spring}\n",
-         "`tags` is a binary; I read only CSV or TXT files (one tag id or name per line, or a CSV with a `tag_id` or "
-         "`name` column).", filename="tags"),
+    Case("a file without an extension (Slack calls it binary)", "file", "{spring}\n", preview_line("spring"),
+         in_block=True, filename="tags"),
     # --- the modal -----------------------------------------------------------------------------------
     Case("the modal with only junk", "modal", "hello there",
          "No tag ids or names found. These entries were not used:\n• `hello there` — " + QUOTE_HINT
