@@ -227,15 +227,19 @@ class Runner:
             self.notifier.post_once(batch.request_id, f"stalled:{batch.batch_no}",
                                     f":snail: Activity `{batch.activity_id}` is taking much longer than expected "
                                     f"({activity.percent_done}% done). I will keep checking, less often.")
-        delay = polling.next_delay(observation, self.bounds)
-        self._schedule(f"poll:{batch.id}", self.poll, delay, batch.id)
         self.refresh_card(batch.request_id)
+        # Re-armed last: a one-shot job that comes due while this run is still going (a slow card
+        # edit) would be skipped by APScheduler, and the poll lost until the watchdog.
+        self._schedule(f"poll:{batch.id}", self.poll, polling.next_delay(observation, self.bounds), batch.id)
 
     def _observe(self, batch: Batch, activity: Activity) -> polling.Observation:
         submitted = batch.submitted_at.timestamp() if batch.submitted_at else time.time()
         elapsed = max(0.0, self.clock().timestamp() - submitted)
         with self._lock:
             first = self._first_seen.setdefault(batch.id, (elapsed, activity.percent_done))
+            if activity.percent_done == first[1]:
+                # Still queued at its first percent: the pace is measured from when it starts moving.
+                first = self._first_seen[batch.id] = (elapsed, activity.percent_done)
             last = self._last_progress.get(batch.id)
             if last is None or activity.percent_done != last[1]:
                 last = (elapsed, activity.percent_done)

@@ -818,7 +818,12 @@ def _positive(size: int) -> int:
 
 
 def _trim(text: str) -> str:
-    return _TRIM_RE.sub("", text)
+    # str.strip() removes exactly what the regex's \s matches; far cheaper on 100,000-line files.
+    while True:
+        trimmed = text.strip().strip(_ZERO_WIDTH)
+        if trimmed == text:
+            return trimmed
+        text = trimmed
 
 
 def _normalize_newlines(text: str) -> str:

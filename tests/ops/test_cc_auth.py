@@ -42,15 +42,6 @@ def sim() -> Iterator[ConstantContactSimulator]:
         simulator.stop()
 
 
-@pytest.fixture(autouse=True)
-def tool_logging_removed() -> Iterator[None]:
-    root = logging.getLogger()
-    level = root.level
-    yield
-    for handler in [h for h in root.handlers if getattr(h, "_deletetags", False)]:
-        root.removeHandler(handler)
-    root.setLevel(level)
-
 
 def env_for(sim: ConstantContactSimulator, db: Path, secret: bool = True) -> dict[str, str]:
     env = {"CC_CLIENT_ID": sim.client_id, "CC_AUTH_URL": sim.auth_url, "DELETETAGS_DB": str(db)}

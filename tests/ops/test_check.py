@@ -40,16 +40,6 @@ def report_bot_scopes(slack: SlackEmulator, scopes: Iterable[str]) -> None:
     slack.handle_http = handle_http  # type: ignore[method-assign]
 
 
-@pytest.fixture(autouse=True)
-def tool_logging_removed() -> Iterator[None]:
-    """The CLI installs a stderr handler bound to CliRunner's stream; take it away afterwards."""
-    root = logging.getLogger()
-    level = root.level
-    yield
-    for handler in [h for h in root.handlers if getattr(h, "_deletetags", False)]:
-        root.removeHandler(handler)
-    root.setLevel(level)
-
 
 @pytest.fixture
 def granted(world: World) -> World:

@@ -1,0 +1,1 @@
+"""The performance suite of deletetags-bot: `.venv/bin/python benchmarks/run.py [--quick]`."""
