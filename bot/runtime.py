@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -131,6 +132,11 @@ class Services:
     _cc: Any = None
     _cc_lock: threading.Lock = field(default_factory=threading.Lock)
     _stopped: bool = False
+    # Work that follows an ack runs here, not on Bolt's listener threads: fewer threads competing
+    # for the interpreter keeps the next request's ack fast (see benchmarks/README.md).
+    after_ack: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="after-ack")
+    )
 
     @classmethod
     def build(cls, settings: Settings, clock: Callable[[], datetime] = utc_now) -> "Services":
@@ -187,6 +193,7 @@ class Services:
         if self._stopped:
             return
         self._stopped = True
+        self.after_ack.shutdown(wait=True)
         self.runner.stop_scheduling()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)

@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 
 from bot import blocks
 from bot.lifecycle import Action
+from bot.listeners.errors import after_ack
 from bot.runtime import Services
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,16 @@ HANDLERS = {
 }
 
 
+def may_open_modal(services: Services, action_id: str, request_id: int | None) -> bool:
+    """Reject always asks for a reason in a modal; Request approval does when the request has none."""
+    if action_id == blocks.ACTION_REJECT:
+        return True
+    if action_id != blocks.ACTION_CONFIRM or request_id is None:
+        return False
+    request = services.store.get_request(request_id)
+    return request is not None and not request.reason
+
+
 def listener_for(services: Services, handler: Callable[..., None]) -> Callable[..., None]:
     # Bolt passes arguments by parameter name, so the handler is bound here, not as a default.
     def listener(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
@@ -98,7 +109,10 @@ def listener_for(services: Services, handler: Callable[..., None]) -> Callable[.
         action = body["actions"][0]
         log.info("click", extra={"actor": body["user"]["id"], "event": action["action_id"],
                                  "request_id": str(action.get("value"))[:20]})
-        handler(services, body, respond, client)
+        if may_open_modal(services, action["action_id"], clicked_request(body)):
+            handler(services, body, respond, client)  # a trigger_id expires 3 s after the click: no queueing
+        else:
+            after_ack(services, body, client, lambda: handler(services, body, respond, client))
 
     return listener
 

@@ -11,6 +11,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot import blocks, tags
+from bot.listeners.errors import after_ack
 from bot.listeners.replies import explain_cc_error
 from bot.runtime import Services
 
@@ -44,9 +45,14 @@ def on_request(services: Services, ack: Ack, command: dict[str, Any], parsed: ta
         ack(response_type="ephemeral", text=problem)
         return
     ack(response_type="ephemeral", text=f":mag: Checking {blocks.count(selection.entry_count, 'entry')} against Constant Contact…")
+    after_ack(services, command, client, lambda: preview(services, command, selection, parsed.reason, respond))
+
+
+def preview(services: Services, command: dict[str, Any], selection: tags.Selection, reason: str | None,
+            respond: Respond) -> None:
     prepared = explain_cc_error(lambda: services.intake.prepare(
         user_id=command["user_id"], team_id=command.get("team_id"), channel_id=command.get("channel_id"),
-        source="command", selection=selection, reason=parsed.reason,
+        source="command", selection=selection, reason=reason,
     ))
     if isinstance(prepared, str):
         respond(response_type="ephemeral", text=prepared)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App, BoltResponse
@@ -40,6 +41,21 @@ def apologise(body: dict[str, Any], client: WebClient) -> None:
             client.chat_postEphemeral(channel=channel, user=user, text=APOLOGY)
     except Exception:  # noqa: BLE001 - nothing more can be done for this person
         log.warning("could not deliver the apology", exc_info=True)
+
+
+def after_ack(services: Services, body: dict[str, Any], client: WebClient, work: Callable[[], None]) -> None:
+    """Run work that follows an ack on the services' pool, with the same apology on failure."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception as error:  # noqa: BLE001 - Bolt's error handler no longer sees this work
+            user, _ = _person_and_place(body)
+            log.error("work after ack failed: %s: %s", type(error).__name__, error, exc_info=error,
+                      extra={"actor": user, "outcome": "error"})
+            apologise(body, client)
+
+    services.after_ack.submit(run)
 
 
 def register(app: App, services: Services) -> None:
