@@ -195,6 +195,11 @@ def approval_expiry(now: datetime, ttl_hours: float) -> datetime:
     return now + timedelta(hours=ttl_hours)
 
 
+def batch_count(tag_count: int, size: int = BATCH_SIZE) -> int:
+    """How many Constant Contact activities a request of this many tags takes (at least one)."""
+    return max(1, -(-tag_count // size))
+
+
 def batches(tag_ids: list[str], size: int = BATCH_SIZE) -> list[list[str]]:
     """Ordered batches of at most `size` ids: one Constant Contact activity each."""
     return [tag_ids[i : i + size] for i in range(0, len(tag_ids), size)]

@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.approvers import ApproverDirectory
+from bot.lifecycle import batch_count
 from bot.store import Request, Store
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class Notifier:
             reason=request.reason,
             tags=tags,
             total_contacts=request.total_contacts,
-            batch_count=max(1, -(-len(tags) // 500)),
+            batch_count=batch_count(len(tags)),
             required_approvals=request.required_approvals,
             approvals=self.store.approvals(request.id),
             approver_mention=self.approvers.mention_text(),

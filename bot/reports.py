@@ -8,11 +8,12 @@ from typing import Any
 
 from bot import blocks
 from bot.approvers import ApproverDirectory
-from bot.lifecycle import TERMINAL_BATCH_STATES, RequestState
+from bot.blocks import Progress
+from bot.lifecycle import TERMINAL_BATCH_STATES, RequestState, batch_count
 from bot.notifier import Notifier
 from bot.polling import eta_seconds
 from bot.status import StatusFacts, is_status_question, status_text
-from bot.store import Request, Store
+from bot.store import Batch, Request, Store
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,21 @@ class Reports:
         self.approvers = approvers
         self.observe = observe
 
+    def progress(self, request: Request, batches: list[Batch] | None = None) -> Progress:
+        """The card's progress bar: batches only, no tag rows."""
+        batches = self.store.batches(request.id) if batches is None else batches
+        total_items = sum(b.items_total or 0 for b in batches) or None
+        return Progress(
+            percent=round(sum(b.percent_done or 0 for b in batches) / len(batches)) if batches else 0,
+            batches_done=sum(1 for b in batches if b.state in TERMINAL_BATCH_STATES),
+            batch_count=len(batches) or batch_count(request.tag_count),
+            items_completed=sum(b.items_completed or 0 for b in batches) if total_items else None,
+            items_total=total_items,
+        )
+
     def facts(self, request: Request, with_link: bool = False) -> StatusFacts:
         batches = self.store.batches(request.id)
-        total_items = sum(b.items_total or 0 for b in batches) or None
-        done_items = sum(b.items_completed or 0 for b in batches) if total_items else None
-        percent = round(sum(b.percent_done or 0 for b in batches) / len(batches)) if batches else 0
+        progress = self.progress(request, batches)
         etas = [eta_seconds(o) for o in map(self.observe, batches) if o is not None]
         tags = self.store.request_tags(request.id)
         outcomes = [t.outcome for t in tags if t.outcome]
@@ -38,10 +49,9 @@ class Reports:
             link = self.notifier.permalink(request.approval_channel, request.card_ts)
         return StatusFacts(
             request_id=request.id, state=request.state, requester_id=request.requester_id,
-            approvers=self.store.approvals(request.id), tag_count=request.tag_count, percent=percent,
-            batches_done=sum(1 for b in batches if b.state in TERMINAL_BATCH_STATES),
-            batch_count=len(batches) or max(1, -(-request.tag_count // 500)), items_completed=done_items,
-            items_total=total_items, eta_seconds=max((e for e in etas if e is not None), default=None),
+            approvers=self.store.approvals(request.id), tag_count=request.tag_count, percent=progress.percent,
+            batches_done=progress.batches_done, batch_count=progress.batch_count,
+            items_completed=progress.items_completed, items_total=progress.items_total, eta_seconds=max((e for e in etas if e is not None), default=None),
             required_approvals=request.required_approvals, expires_at=request.expires_at,
             deleted=outcomes.count("deleted") if outcomes else None,
             not_deleted=(len(outcomes) - outcomes.count("deleted")) if outcomes else None, link=link,

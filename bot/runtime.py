@@ -30,6 +30,9 @@ from bot.store import Credentials, Store, utc_now
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_SECONDS = 30
+IN_FLIGHT_STATES = tuple(
+    s.value for s in RequestState if s not in TERMINAL_REQUEST_STATES and s != RequestState.DRAFT
+)
 
 
 class StoreTokenStore:
@@ -163,11 +166,8 @@ class Services:
         self.runner.start_request(request_id)
 
     def card_progress(self, request_id: int) -> Any:
-        from bot.blocks import Progress
-
-        facts = self.reports.facts(self.store.get_request(request_id))  # type: ignore[arg-type]
-        return Progress(facts.percent, facts.batches_done, facts.batch_count, facts.items_completed,
-                        facts.items_total)
+        request = self.store.get_request(request_id)
+        return self.reports.progress(request) if request is not None else None
 
     @property
     def cc(self) -> Any:
@@ -206,10 +206,7 @@ class Services:
             database = "ok" if self.store.ping() and not self.store.pending_migrations() else "not migrated"
         except Exception as error:  # noqa: BLE001 - the health report must always answer
             database = f"error: {type(error).__name__}"
-        in_flight = [
-            r for r in self.store.requests(limit=1000)
-            if r.state not in TERMINAL_REQUEST_STATES and r.state != RequestState.DRAFT
-        ]
+        in_flight = self.store.count_requests(IN_FLIGHT_STATES)
         last_cc = getattr(self._cc, "last_success_at", None) if self._cc is not None else None
         healthy = database == "ok" and self.scheduler.running
         return {
@@ -217,7 +214,7 @@ class Services:
             "database": database,
             "scheduler": "running" if self.scheduler.running else "stopped",
             "scheduled_jobs": len(self.scheduler.get_jobs()) if self.scheduler.running else 0,
-            "in_flight_requests": len(in_flight),
+            "in_flight_requests": in_flight,
             "last_constant_contact_success": (
                 datetime.fromtimestamp(last_cc).astimezone().isoformat() if last_cc else None
             ),

@@ -444,6 +444,13 @@ class Store:
             )
             return [_request_from(r) for r in rows]
 
+    def count_requests(self, states: Iterable[str]) -> int:
+        states = list(states)
+        with self._lock:
+            return int(self.db.execute(
+                f"SELECT COUNT(*) FROM requests WHERE state IN ({', '.join('?' for _ in states)})", states
+            ).fetchone()[0])
+
     def request_tags(self, request_id: int) -> list[TagRow]:
         with self._lock:
             rows = self.db["request_tags"].rows_where("request_id = ?", [request_id], order_by="position")

@@ -136,3 +136,11 @@ def test_events_filter_by_actor_and_date(store: Store) -> None:
     assert [e.kind for e in store.events(actor="U0BBB")] == ["note"]
     first = store.events()[0].at
     assert store.events(since=first) and not store.events(until=first)
+
+
+def test_requests_are_counted_by_state(store: Store) -> None:
+    first, second = new_request(store), new_request(store)
+    store.transition(second, RequestState.AWAITING_APPROVAL, actor="U0REQ", kind="request.confirmed")
+    assert store.count_requests(["draft"]) == 1
+    assert store.count_requests(["draft", "awaiting_approval"]) == 2
+    assert store.count_requests(["running"]) == 0

@@ -88,6 +88,7 @@ def test_status_question_in_the_thread_gets_the_percent_and_small_talk_gets_noth
     world.cc.next_activity_seconds = [20.0]
     request_id, card = approve(world, f"{ids[0]} reason: cleanup")
     world.driver.wait_for(lambda: any(b.percent_done > 1 for b in world.store.batches(request_id)), what="progress")
+    assert world.bot.services.health()["in_flight_requests"] == 1
     replies_before = len(world.slack.thread(world.channel, card.ts))
     world.driver.post_message(world.people.outsider, world.channel, "nice weather today", thread_ts=card.ts)
     world.driver.post_message(world.people.outsider, world.channel, "status?", thread_ts=card.ts)
