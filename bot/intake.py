@@ -22,8 +22,18 @@ log = logging.getLogger(__name__)
 PREVIEW_TTL = timedelta(hours=1)
 
 
+@dataclass(frozen=True)
+class _Listing:
+    fetched_at: float
+    account_tags: Sequence[Any]
+    index: tags.TagIndex
+
+
 class TagCatalog:
-    """The account's tags from one listing, cached briefly so a burst of previews costs one call."""
+    """The account's tags from one listing, cached briefly so a burst of previews costs one call.
+
+    The listing is indexed for `tags.resolve` once per fetch, not once per preview.
+    """
 
     def __init__(self, fetch: Callable[[], Sequence[Any]], ttl_seconds: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -31,13 +41,21 @@ class TagCatalog:
         self._ttl = ttl_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._cached: tuple[float, Sequence[Any]] | None = None
+        self._cached: _Listing | None = None
 
     def tags(self) -> Sequence[Any]:
+        return self._listing().account_tags
+
+    def index(self) -> tags.TagIndex:
+        return self._listing().index
+
+    def _listing(self) -> _Listing:
         with self._lock:
-            if self._cached is None or self._clock() - self._cached[0] >= self._ttl:
-                self._cached = (self._clock(), list(self._fetch()))
-            return self._cached[1]
+            if self._cached is None or self._clock() - self._cached.fetched_at >= self._ttl:
+                fetched_at = self._clock()
+                account_tags = list(self._fetch())
+                self._cached = _Listing(fetched_at, account_tags, tags.TagIndex.of(account_tags))
+            return self._cached
 
     def forget(self) -> None:
         with self._lock:
@@ -81,7 +99,7 @@ class Intake:
         problem = selection.problem()
         if problem:
             return Prepared(message=problem)
-        resolution = tags.resolve(selection, self.catalog.tags())
+        resolution = tags.resolve(selection, self.catalog.index())
         if not resolution.tags:
             return Prepared(message=nothing_matched(selection, resolution))
         request_id = self.store.create_request(

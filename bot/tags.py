@@ -46,8 +46,9 @@ import itertools
 import os.path
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Literal, Protocol
 
 MAX_ENTRIES = 5000
@@ -73,7 +74,12 @@ _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 _HEX_OR_HYPHEN = frozenset("0123456789abcdefABCDEF-")
 _ZERO_WIDTH = "\u200b\u200c\u200d\ufeff\u2060"
 _DROP_ZERO_WIDTH = str.maketrans("", "", _ZERO_WIDTH)
-_TRIM_RE = re.compile(rf"^[\s{_ZERO_WIDTH}]+|[\s{_ZERO_WIDTH}]+$")
+# Every character str.isspace() and the regex \s accept (a test checks), so that one strip() call trims.
+_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_BLANK = _WHITESPACE + _ZERO_WIDTH
 _QUOTES = '"\u201c\u201d'
 _SEPARATORS_RE = re.compile(rf"[\s,;{_ZERO_WIDTH}]+")
 _WORD_RE = re.compile(rf"[^\s,;{_QUOTES}]+")
@@ -212,7 +218,7 @@ class Resolution:
         return -(-len(self.tags) // _positive(batch_size))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Item:
     """One parsed entry before de-duplication."""
 
@@ -240,15 +246,16 @@ class _Header:
     delimiter: str
 
 
-_Row = tuple[int, str, list[str] | None]
+_NumberedLines = Iterable[tuple[int, str]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Collector:
-    ids: list[str] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
+    """First spelling by key: the id itself for ids, `name_key` for names (dicts keep first-seen order)."""
+
+    ids: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
     junk: list[Junk] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
     duplicates: int = 0
 
 
@@ -478,19 +485,20 @@ def _collect(items: Iterable[_Item], max_entries: int) -> Selection:
             f"The list has {count:,} tag entries; the limit is {max_entries:,} per request. "
             "Split it into several requests."
         )
-    return Selection(tuple(collector.ids), tuple(collector.names), collector.duplicates, tuple(collector.junk))
+    return Selection(
+        tuple(collector.ids), tuple(collector.names.values()), collector.duplicates, tuple(collector.junk)
+    )
 
 
 def _add(collector: _Collector, item: _Item) -> None:
     if item.kind == "junk":
         collector.junk.append(Junk(item.line, clean_junk_text(item.value), item.reason))
         return
-    key = f"id:{item.value}" if item.kind == "id" else f"name:{name_key(item.value)}"
-    if key in collector.seen:
+    seen, key = (collector.ids, item.value) if item.kind == "id" else (collector.names, name_key(item.value))
+    if key in seen:
         collector.duplicates += 1
-        return
-    collector.seen.add(key)
-    (collector.ids if item.kind == "id" else collector.names).append(item.value)
+    else:
+        seen[key] = item.value
 
 
 # ---------------------------------------------------------------- files
@@ -599,17 +607,23 @@ def _looks_like_html(text: str) -> bool:
 
 
 def _file_items(text: str, extension: str) -> Iterator[_Item]:
-    lines = [(number, line) for number, line in enumerate(text.split("\n"), start=1) if not _skipped(line)]
-    if not lines:
+    lines = text.split("\n")
+    first = next((index for index, line in enumerate(lines) if not _skipped(line)), None)
+    if first is None:
         return
-    delimiter = "\t" if extension == ".tsv" else _sniff_delimiter(line for _, line in lines[:_SNIFF_LINES])
-    rows = ((number, line, _split_cells(line, delimiter)) for number, line in lines)
-    first = next(rows)
-    header = _header(first[2], delimiter)
+    kept = (line for line in itertools.islice(lines, first, None) if not _skipped(line))
+    sniffed = itertools.islice(kept, _SNIFF_LINES)
+    delimiter = "\t" if extension == ".tsv" else _sniff_delimiter(sniffed)
+    header = _header(_split_cells(lines[first], delimiter), delimiter)
     if header is None:
-        yield from _headerless_items(itertools.chain([first], rows))
+        yield from _headerless_items(_numbered(lines, first), delimiter)
     else:
-        yield from _header_items(header, rows)
+        yield from _header_items(header, _numbered(lines, first + 1))
+
+
+def _numbered(lines: list[str], start: int) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line) from index `start` on, without copying the list."""
+    return itertools.islice(enumerate(lines, start=1), start, None)
 
 
 def _skipped(line: str) -> bool:
@@ -663,25 +677,27 @@ def _header(cells: list[str] | None, delimiter: str) -> _Header | None:
     return _Header(id_column, name_column, len(cells), delimiter)
 
 
-def _header_items(header: _Header, rows: Iterable[_Row]) -> Iterator[_Item]:
-    for number, line, cells in rows:
-        if cells is None:
-            yield _Item("junk", line, number, "missing closing quote")
-        elif any(cells[header.width :]):
-            # An unquoted name containing the delimiter would shift every cell; never guess.
-            yield _Item("junk", line, number, _extra_cells_reason(header))
-        else:
-            yield from _header_row_items(header, number, line, cells)
+def _header_items(header: _Header, lines: _NumberedLines) -> Iterator[_Item]:
+    for number, line in lines:
+        if not _skipped(line):
+            item = _header_row_item(header, number, line, _split_cells(line, header.delimiter))
+            if item is not None:
+                yield item
 
 
-def _header_row_items(header: _Header, number: int, line: str, cells: list[str]) -> list[_Item]:
+def _header_row_item(header: _Header, number: int, line: str, cells: list[str] | None) -> _Item | None:
+    if cells is None:
+        return _Item("junk", line, number, "missing closing quote")
+    if any(cells[header.width :]):
+        # An unquoted name containing the delimiter would shift every cell; never guess.
+        return _Item("junk", line, number, _extra_cells_reason(header))
     id_cell = _cell(cells, header.id_column)
-    name_cell = _cell(cells, header.name_column)
     if id_cell:
-        return [_id_cell_item(id_cell, number)]
+        return _id_cell_item(id_cell, number)
+    name_cell = _cell(cells, header.name_column)
     if name_cell:
-        return [_name_cell_item(name_cell, number)]
-    return [_Item("junk", line, number, _missing_cell_reason(header))] if any(cells) else []
+        return _name_cell_item(name_cell, number)
+    return _Item("junk", line, number, _missing_cell_reason(header)) if any(cells) else None
 
 
 def _cell(cells: list[str], column: int | None) -> str:
@@ -700,6 +716,8 @@ def _missing_cell_reason(header: _Header) -> str:
 
 
 def _id_cell_item(cell: str, line: int) -> _Item:
+    if _is_plain_uuid(cell):
+        return _Item("id", _lowercase(cell), line)
     formula = _formula_problem(cell)
     if formula:
         return _Item("junk", cell, line, formula)
@@ -723,17 +741,32 @@ def _formula_problem(cell: str) -> str | None:
     return FORMULA_REASON
 
 
-def _headerless_items(rows: Iterable[_Row]) -> Iterator[_Item]:
-    for number, line, cells in rows:
-        if cells is None:
-            yield _Item("junk", line, number, "missing closing quote")
-            continue
-        yield from _headerless_row_items(number, line, cells)
+def _headerless_items(lines: _NumberedLines, delimiter: str) -> Iterator[_Item]:
+    for number, line in lines:
+        if _is_plain_uuid(line):
+            yield _Item("id", _lowercase(line), number)
+        elif not _skipped(line):
+            yield from _headerless_row_items(number, line, _split_cells(line, delimiter))
 
 
-def _headerless_row_items(number: int, line: str, cells: list[str]) -> list[_Item]:
+def _is_plain_uuid(text: str) -> bool:
+    """A UUID with nothing around it: the common case, which skips the checks for everything else."""
+    return len(text) == 36 and _UUID_RE.fullmatch(text) is not None
+
+
+def _lowercase(tag_id: str) -> str:
+    # lower() always copies; most ids already are lowercase, and 100,000 copies weigh 10 MB.
+    return tag_id if tag_id.islower() else tag_id.lower()
+
+
+def _headerless_row_items(number: int, line: str, cells: list[str] | None) -> list[_Item]:
+    if cells is None:
+        return [_Item("junk", line, number, "missing closing quote")]
     items: list[_Item] = []
     for cell in cells:
+        if _is_plain_uuid(cell):
+            items.append(_Item("id", _lowercase(cell), number))
+            continue
         formula = _formula_problem(cell)
         if formula:
             items.append(_Item("junk", cell, number, formula))
@@ -756,29 +789,49 @@ def name_key(name: str) -> str:
     return " ".join(visible.casefold().split())
 
 
-def resolve(selection: Selection, account_tags: Sequence[AccountTag]) -> Resolution:
-    """Match the selection against the account's tags; unknown and ambiguous entries are never selected."""
-    by_id: dict[str, AccountTag] = {}
-    by_name: dict[str, list[AccountTag]] = {}
-    for tag in account_tags:
-        tag_id = tag.tag_id.strip().lower()
-        if tag_id not in by_id:
-            by_id[tag_id] = tag
-            by_name.setdefault(name_key(tag.name), []).append(tag)
+@dataclass(frozen=True, eq=False)
+class TagIndex:
+    """The account's tags by lowercase id and by `name_key`; build it once per listing with `TagIndex.of`.
+
+    A tag id listed twice counts once (its first listing); `by_name` keeps every tag a key matches.
+    """
+
+    by_id: Mapping[str, AccountTag]
+    by_name: Mapping[str, tuple[AccountTag, ...]]
+
+    @classmethod
+    def of(cls, account_tags: Iterable[AccountTag]) -> TagIndex:
+        by_id: dict[str, AccountTag] = {}
+        by_name: dict[str, list[AccountTag]] = {}
+        for tag in account_tags:
+            tag_id = tag.tag_id.strip().lower()
+            if tag_id not in by_id:
+                by_id[tag_id] = tag
+                by_name.setdefault(name_key(tag.name), []).append(tag)
+        frozen_by_name = {key: tuple(matches) for key, matches in by_name.items()}
+        return cls(MappingProxyType(by_id), MappingProxyType(frozen_by_name))
+
+
+def resolve(selection: Selection, account_tags: TagIndex | Sequence[AccountTag]) -> Resolution:
+    """Match the selection against the account's tags; unknown and ambiguous entries are never selected.
+
+    Pass a `TagIndex` when resolving several selections against one listing: a plain list is indexed anew.
+    """
+    index = account_tags if isinstance(account_tags, TagIndex) else TagIndex.of(account_tags)
     chosen: dict[str, ResolvedTag] = {}
     duplicates = selection.duplicates
-    unknown_ids = [tag_id for tag_id in selection.ids if tag_id not in by_id]
+    unknown_ids = [tag_id for tag_id in selection.ids if tag_id not in index.by_id]
     for tag_id in selection.ids:
-        if tag_id in by_id:
-            duplicates += _choose(chosen, by_id[tag_id], "id")
+        if tag_id in index.by_id:
+            duplicates += _choose(chosen, index.by_id[tag_id], "id")
     unknown_names: list[str] = []
     ambiguous: list[Ambiguity] = []
     for name in selection.names:
-        matches = by_name.get(name_key(name), [])
+        matches = index.by_name.get(name_key(name), ())
         if not matches:
             unknown_names.append(name)
         elif len(matches) > 1:
-            ambiguous.append(Ambiguity(name, tuple(matches)))
+            ambiguous.append(Ambiguity(name, matches))
         else:
             duplicates += _choose(chosen, matches[0], "name")
     tags = tuple(chosen.values())
@@ -818,12 +871,7 @@ def _positive(size: int) -> int:
 
 
 def _trim(text: str) -> str:
-    # str.strip() removes exactly what the regex's \s matches; far cheaper on 100,000-line files.
-    while True:
-        trimmed = text.strip().strip(_ZERO_WIDTH)
-        if trimmed == text:
-            return trimmed
-        text = trimmed
+    return text.strip(_BLANK)
 
 
 def _normalize_newlines(text: str) -> str:
@@ -841,7 +889,7 @@ def _size(byte_count: int, *, round_up: bool) -> str:
 def clean_junk_text(text: str) -> str:
     """User text reduced to one visible line of at most 60 characters (control and format characters go)."""
     prefix = text[: JUNK_TEXT_LIMIT * 4]
-    visible = "".join(_visible(char) for char in prefix)
+    visible = prefix if prefix.isprintable() else "".join(_visible(char) for char in prefix)
     single = " ".join(visible.split())
     if len(single) <= JUNK_TEXT_LIMIT and len(prefix) == len(text):
         return single

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import codecs
+import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from bot.tags import (
     InputError,
     Junk,
     Selection,
+    TagIndex,
     batches,
     parse_command,
     parse_file,
@@ -505,6 +507,24 @@ def test_file_entry_limit() -> None:
     )
 
 
+def test_plain_ids_and_other_spellings_in_one_file() -> None:
+    data = (
+        f"name,tag_id\n,{U1}\n# {U2},{U2}\nA,{U3}\nB,{U4.upper()}\nC,{{{U5}}}\nD,{U1}\n"
+        f"E,\u200b{U2}\nF,{U3},x\n"
+    ).encode()
+    selection = parse_file(data, filename="tags.csv")
+    assert selection.ids == (U1, U3, U4, U5, U2)
+    assert (selection.names, selection.duplicates) == ((), 1)
+    assert [(junk.line, junk.reason[:26]) for junk in selection.junk] == [(9, "more cells than the header")]
+
+
+def test_plain_ids_next_to_other_cells_without_a_header() -> None:
+    data = f"{U1}\n{U2};{U3.upper()} x\n {U4}\n{U1[:-1]}\n".encode()
+    selection = parse_file(data, filename="ids.txt")
+    assert selection.ids == (U1, U2, U3, U4)
+    assert selection.junk == (Junk(4, U1[:-1], "not a valid tag id: 35 characters, expected 36"),)
+
+
 def test_a_very_long_line_of_ids_is_read() -> None:
     ids = [str(uuid.UUID(int=number)) for number in range(4000)]
     assert parse_file(" ".join(ids).encode(), filename="one-line.txt").ids == tuple(ids)
@@ -710,6 +730,24 @@ def test_resolve_totals_and_batch_count() -> None:
     assert resolve(Selection(), account).batch_count() == 0
 
 
+def test_tag_index_resolves_like_the_list() -> None:
+    index = TagIndex.of(ACCOUNT)
+    selections = [
+        Selection(ids=(U2, U5), names=("  spring   PROMO 2024 ",)),
+        Selection(ids=(str(uuid.UUID(int=7)), U1), names=("Winter", "Summer", "promo", "CAFE\u0301")),
+    ]
+    for selection in selections:
+        assert resolve(selection, index) == resolve(selection, ACCOUNT)
+
+
+def test_tag_index_counts_an_id_listed_twice_once() -> None:
+    again = AccountTag(f" {U1.upper()}", "Other name", 1)
+    index = TagIndex.of([SPRING, again, SUMMER])
+    assert dict(index.by_id) == {U1: SPRING, U2: SUMMER}
+    assert resolve(Selection(names=("other name",)), index).unknown_names == ("other name",)
+    assert resolve(Selection(ids=(U1,)), index).tags == (tags.ResolvedTag(U1, "Spring Promo 2024", 120, "id"),)
+
+
 def test_resolve_parsed_text_end_to_end() -> None:
     command = parse_command(f'{U1.upper()} "promo" "summer" "Nope" {U1} reason: tidy')
     assert command.selection is not None
@@ -751,6 +789,12 @@ def test_usage_text() -> None:
 
 def test_usage_reflects_configured_limits() -> None:
     assert "200 tags per request, files up to 1.5 MB" in tags.usage(max_entries=200, max_file_bytes=1_500_000)
+
+
+def test_trimmed_characters_are_exactly_whitespace_and_zero_width() -> None:
+    whitespace = {chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()}
+    assert set(tags._WHITESPACE) == whitespace == {char for char in whitespace if re.fullmatch(r"\s", char)}
+    assert tags._trim("\u200b \ufeff\u3000 a \u2060\x85\u200b") == "a"
 
 
 def test_module_imports_only_the_standard_library() -> None:
@@ -872,6 +916,7 @@ def test_resolution_accounts_for_every_entry(
     ids = tuple(dict.fromkeys([tag.tag_id.lower() for tag in chosen] + [str(u) for u in unknown]))
     selection = Selection(ids=ids, names=tuple(dict.fromkeys(names)))
     resolution = resolve(selection, ACCOUNT)
+    assert resolve(selection, TagIndex.of(ACCOUNT)) == resolution
     accounted = (
         len(resolution.tags) + len(resolution.unknown_ids) + len(resolution.unknown_names)
         + len(resolution.ambiguous) + resolution.duplicates
@@ -879,6 +924,25 @@ def test_resolution_accounts_for_every_entry(
     assert accounted == selection.entry_count
     assert not {PROMO.tag_id, PROMO_UPPER.tag_id} & {tag.tag_id for tag in resolution.tags if tag.matched_by == "name"}
     assert len(set(resolution.tag_ids)) == len(resolution.tag_ids)
+
+
+ID_CELLS = [U1, U4.upper()]
+CSV_CELLS = [*ID_CELLS, "", " ", "Promo", "=1", "#", '"a,b"', "x y"]
+csv_rows = st.lists(st.lists(st.sampled_from(CSV_CELLS), min_size=1, max_size=3), min_size=1, max_size=8)
+
+
+@PROPERTY
+@given(csv_rows, st.sampled_from(["", "tag_id\n"]))
+def test_plain_and_braced_ids_parse_alike(rows: list[list[str]], header: str) -> None:
+    def parsed(spell: dict[str, str]) -> object:
+        text = header + "\n".join(",".join(spell.get(cell, cell) for cell in row) for row in rows)
+        try:
+            selection = parse_file(text.encode(), filename="a.csv", max_entries=100)
+        except InputError as error:
+            return error.message
+        return selection.ids, selection.names, selection.duplicates, [(j.line, j.reason) for j in selection.junk]
+
+    assert parsed({}) == parsed({cell: f"{{{cell}}}" for cell in ID_CELLS})
 
 
 @PROPERTY
