@@ -1,9 +1,11 @@
 """A deterministic, full-scale model of how the bot polls activities (no network, no sleeping).
 
 The activity's progress comes from the simulator's own model (`ActivityRecord.view`), the next
-delay from the bot's own `bot.polling.next_delay`, and the observation is built the way
-`Runner._observe` builds it: elapsed time since the batch was marked submitting, the percent at
-the first poll, the time of the last change of percent, and the number of polls so far.
+delay from the bot's own `bot.polling.next_delay`, and the observation from the same
+`bot.polling.Track.seen` that `Runner._observe` calls, with the same inputs: elapsed time since
+the batch was marked submitting, the percent read, the poll count, and the seconds since the
+activity's `started_at` and `created_at` (written as the API writes them, to the millisecond,
+and read back with `bot.polling.seconds_since`).
 
 Every request can pass through a shared limiter that admits `limit` requests per `window`
 seconds, first come first served, like the bot's client (4 per 1.05 s).
@@ -16,9 +18,10 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
-from bot.polling import Bounds, Observation, next_delay
-from bot.sandbox.cc_state import OUTCOME_COMPLETE, ActivityRecord
+from bot.polling import Bounds, Observation, Track, next_delay, seconds_since
+from bot.sandbox.cc_state import OUTCOME_COMPLETE, ActivityRecord, iso_time
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,8 @@ class Limiter:
 @dataclass
 class _Tracked:
     record: ActivityRecord
+    track: Track
     calls: int = 0
-    first: tuple[float, int] | None = None
-    last: tuple[float, int] | None = None
 
 
 @dataclass(order=True)
@@ -78,7 +80,7 @@ def adaptive(durations: Sequence[float], bounds: Bounds, limiter: Limiter) -> li
     queue: list[_Due] = []
     for index, duration in enumerate(durations):
         created = limiter.grant(0.0)
-        tracked.append(_Tracked(_record(index, created, duration)))
+        tracked.append(_Tracked(_record(index, created, duration), Track.within(bounds)))
         heapq.heappush(queue, _Due(created + bounds.minimum, index, index))
     results: dict[int, Polled] = {}
     seq = len(durations)
@@ -100,14 +102,22 @@ def _poll(item: _Tracked, now: float, bounds: Bounds) -> float | None:
     item.calls += 1
     if now >= item.record.settle_at:
         return None
-    percent = item.record.view(now).percent_done
-    elapsed = now  # the batch was marked submitting at t=0, before its POST waited for the limiter
-    if item.first is None:
-        item.first = (elapsed, percent)
-    if item.last is None or item.last[1] != percent:
-        item.last = (elapsed, percent)
-    observation = Observation(elapsed, percent, item.first[1], item.first[0], item.calls, item.last[0])
-    return next_delay(observation, bounds)
+    return next_delay(observe(item, now), bounds)
+
+
+def observe(item: _Tracked, now: float) -> Observation:
+    """What the Runner makes of a poll at `now` (the batch was marked submitting at t=0)."""
+    view = item.record.view(now)
+    moment = datetime.fromtimestamp(now, tz=timezone.utc)
+    since_start = seconds_since(_timestamp(view.started_at), moment)
+    since_created = seconds_since(_timestamp(view.created_at), moment)
+    item.track, observation = item.track.seen(now, view.percent_done, item.calls, since_start, since_created)
+    return observation
+
+
+def _timestamp(epoch: float | None) -> str | None:
+    """As the API writes it (milliseconds), to be read back the way the Runner reads it."""
+    return None if epoch is None else iso_time(epoch)
 
 
 def fixed(durations: Sequence[float], period: float) -> list[Polled]:
