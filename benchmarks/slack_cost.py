@@ -10,7 +10,7 @@ from bot.sandbox.slack import ApiCall
 
 from benchmarks.harness import Row, percentile
 
-CARD_EDIT_SECONDS = 3.0  # the Runner's own spacing of progress edits (bot/runner.py CARD_EDIT_SECONDS)
+CARD_EDIT_SECONDS = 3.0  # the outbox's spacing of edits of one card (bot/slack_outbox.py CARD_EDIT_SECONDS)
 FAST_EDIT_SHARE = 0.10
 SUBMITTED = "Submitted to Constant Contact"  # the Runner's one 'submitted' reply
 FINISHED = "is finished"  # the summary  # "at most one card edit every few seconds", allowing a rare forced milestone edit

@@ -1,8 +1,10 @@
 """Posts and edits a request's card and thread: the background side of Slack.
 
-Every milestone message is claimed in the database before it is posted, so a retry, a second
-thread or a restart never posts it twice. The client used here sleeps on Slack's Retry-After,
-which is why listeners only call it after they have acknowledged Slack.
+Every milestone message is claimed in the database before it is queued, so a retry, a second
+thread or a restart never posts it twice. Thread posts, DMs and card edits go through the
+`SlackOutbox`, which sends them at Slack's pace; the card itself (whose ts the request needs) and
+ephemeral answers are sent at once, with a client that sleeps on Retry-After, which is why
+listeners only call this after they have acknowledged Slack.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks
 from bot.approvers import ApproverDirectory
 from bot.lifecycle import batch_count
+from bot.slack_outbox import SlackOutbox
 from bot.store import Request, Store
 
 log = logging.getLogger(__name__)
@@ -45,11 +48,15 @@ def slack_error(error: SlackApiError) -> str:
 
 class Notifier:
     def __init__(self, store: Store, client: WebClient, approvers: ApproverDirectory,
-                 progress: Callable[[int], blocks.Progress | None] | None = None) -> None:
+                 progress: Callable[[int], blocks.Progress | None] | None = None,
+                 outbox: SlackOutbox | None = None, outbox_client: WebClient | None = None) -> None:
         self.store = store
         self.client = client
         self.approvers = approvers
         self.progress = progress or (lambda request_id: None)
+        self.outbox = outbox or SlackOutbox()
+        # The outbox answers a 429 itself (it holds the channel): its client must not sleep on it.
+        self.queued_client = outbox_client or client
 
     # --- the card --------------------------------------------------------------------------
 
@@ -86,44 +93,43 @@ class Notifier:
             raise CardNotPosted(advice.format(channel=channel, code=code)) from error
         return str(response["ts"])
 
-    def refresh_card(self, request_id: int, outcome: str | None = None) -> bool:
-        """Edit the card in place to show the request as it is now."""
+    def refresh_card(self, request_id: int) -> None:
+        """Have the card edited to show the request as it is when the edit goes out."""
+        self.outbox.edit(("card", request_id), lambda: self._edit_card(request_id), f"card edit of #{request_id}")
+
+    def _edit_card(self, request_id: int) -> None:
         request = self.store.get_request(request_id)
         if request is None or not request.card_ts or not request.approval_channel:
-            return False
-        view = self.card_view(request, outcome)
-        try:
-            self.client.chat_update(
-                channel=request.approval_channel, ts=request.card_ts,
-                text=blocks.card_text(view), blocks=blocks.card_blocks(view),
-            )
-        except SlackApiError as error:
-            log.warning("could not update the card: %s", slack_error(error),
-                        extra={"request_id": str(request_id), "outcome": "card_not_updated"})
-            return False
-        return True
+            return
+        view = self.card_view(request, blocks.outcome_line(request.state) if request.is_terminal else None)
+        self.queued_client.chat_update(
+            channel=request.approval_channel, ts=request.card_ts,
+            text=blocks.card_text(view), blocks=blocks.card_blocks(view),
+        )
 
     # --- thread replies, once each ---------------------------------------------------------
 
     def post_once(self, request_id: int, key: str, text: str, *, blocks_: Sequence[dict[str, Any]] | None = None,
                   broadcast: bool = False) -> bool:
-        """Post a milestone in the card's thread exactly once; False if it was already posted."""
+        """Queue a milestone for the card's thread, exactly once; False if it was already claimed."""
         request = self.store.get_request(request_id)
         if request is None or not request.card_ts or not self.store.claim_notice(request_id, key):
             return False
-        try:
-            response = self.client.chat_postMessage(
-                channel=request.approval_channel, thread_ts=request.card_ts, text=text,
+        channel, thread_ts = request.approval_channel, request.card_ts
+
+        def send() -> None:
+            response = self.queued_client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, text=text,
                 blocks=list(blocks_) if blocks_ else None, reply_broadcast=broadcast,
                 metadata={"event_type": NOTICE_EVENT, "event_payload": {"request_id": request_id, "key": key}},
             )
-        except SlackApiError as error:
-            # Slack refused it, so nothing was posted: leave it to be tried again later.
+            self.store.notice_posted(request_id, key, str(response.get("ts")))
+
+        def give_up() -> None:
+            # Slack kept refusing it, so nothing was posted: leave it to be claimed again later.
             self.store.release_notice(request_id, key)
-            log.warning("thread post failed: %s", slack_error(error),
-                        extra={"request_id": str(request_id), "event": key, "outcome": "retry_later"})
-            return False
-        self.store.notice_posted(request_id, key, str(response.get("ts")))
+
+        self.outbox.post(channel, send, f"thread post {key!r} of #{request_id}", on_give_up=give_up)
         return True
 
     def settle_claimed(self, request_id: int) -> None:
@@ -154,16 +160,15 @@ class Notifier:
         return str((metadata.get("event_payload") or {}).get("key"))
 
     def reply_in_thread(self, channel: str, thread_ts: str, text: str) -> None:
-        self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+        self.outbox.post(channel, lambda: self.queued_client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, text=text), "thread reply")
 
     # --- people ----------------------------------------------------------------------------
 
     def tell(self, user_id: str, text: str) -> None:
         """A direct message (posting to a user id opens the DM)."""
-        try:
-            self.client.chat_postMessage(channel=user_id, text=text)
-        except SlackApiError as error:
-            log.warning("could not message a user: %s", slack_error(error), extra={"actor": user_id})
+        self.outbox.post(user_id, lambda: self.queued_client.chat_postMessage(channel=user_id, text=text),
+                         f"direct message to {user_id}")
 
     def whisper(self, channel: str | None, user_id: str, text: str, blocks_: list[dict[str, Any]] | None = None) -> None:
         """An ephemeral message; falls back to a DM where the bot cannot post in the channel."""

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 30.0
 GIVE_UP_AFTER = timedelta(hours=24)
-CARD_EDIT_SECONDS = 3.0
 WATCHDOG_SECONDS = 60
 
 
@@ -55,10 +54,7 @@ class Runner:
         self.bounds = polling.Bounds(settings.poll_min_seconds, settings.poll_max_seconds)
         self.clock = clock
         self.reconcile_after = settings.reconcile_delay_seconds
-        self._first_seen: dict[int, tuple[float, int]] = {}
-        self._last_progress: dict[int, tuple[float, int]] = {}
-        self._card_edits: dict[int, float] = {}
-        self._card_locks: dict[int, threading.Lock] = {}
+        self._tracks: dict[int, polling.Track] = {}  # per batch: what its polls saw
         self._lock = threading.Lock()
         self._scheduling = threading.Lock()
         self._stopping = False
@@ -158,7 +154,7 @@ class Runner:
         if self.notifier.post_once(request_id, "submitted",
                                    f":rocket: Submitted to Constant Contact: {len(submitted)} "
                                    f"activit{'y' if len(submitted) == 1 else 'ies'} ({ids})."):
-            self.refresh_card(request_id, force=True)
+            self.refresh_card(request_id)
 
     # --- reconciliation ---------------------------------------------------------------------
 
@@ -233,27 +229,25 @@ class Runner:
         self._schedule(f"poll:{batch.id}", self.poll, polling.next_delay(observation, self.bounds), batch.id)
 
     def _observe(self, batch: Batch, activity: Activity) -> polling.Observation:
+        now = self.clock()
         submitted = batch.submitted_at.timestamp() if batch.submitted_at else time.time()
-        elapsed = max(0.0, self.clock().timestamp() - submitted)
+        elapsed = max(0.0, now.timestamp() - submitted)
+        since_start = polling.seconds_since(activity.started_at, now)
+        since_created = polling.seconds_since(activity.created_at, now)
         with self._lock:
-            first = self._first_seen.setdefault(batch.id, (elapsed, activity.percent_done))
-            if activity.percent_done == first[1]:
-                # Still queued at its first percent: the pace is measured from when it starts moving.
-                first = self._first_seen[batch.id] = (elapsed, activity.percent_done)
-            last = self._last_progress.get(batch.id)
-            if last is None or activity.percent_done != last[1]:
-                last = (elapsed, activity.percent_done)
-                self._last_progress[batch.id] = last
-        return polling.Observation(elapsed, activity.percent_done, first[1], first[0], batch.poll_count + 1, last[0])
+            track = self._tracks.get(batch.id) or polling.Track.within(self.bounds)
+            self._tracks[batch.id], observation = track.seen(
+                elapsed, activity.percent_done, batch.poll_count + 1, since_start, since_created)
+        return observation
 
     def observation(self, batch: Batch) -> polling.Observation | None:
         """The latest observation of a running batch (for ETA in status answers)."""
         with self._lock:
-            first, last = self._first_seen.get(batch.id), self._last_progress.get(batch.id)
-        if first is None or last is None or batch.submitted_at is None:
+            track = self._tracks.get(batch.id)
+        if track is None or batch.submitted_at is None:
             return None
         elapsed = max(0.0, self.clock().timestamp() - batch.submitted_at.timestamp())
-        return polling.Observation(elapsed, batch.percent_done, first[1], first[0], batch.poll_count, last[0])
+        return track.at(elapsed, batch.poll_count)
 
     def _overdue(self, batch: Batch) -> bool:
         return batch.submitted_at is not None and self.clock() - batch.submitted_at > GIVE_UP_AFTER
@@ -274,8 +268,7 @@ class Runner:
         if not won:
             return
         with self._lock:
-            self._first_seen.pop(batch.id, None)
-            self._last_progress.pop(batch.id, None)
+            self._tracks.pop(batch.id, None)
         if activity.state != BatchState.COMPLETED or activity.errors:
             errors = "; ".join(activity.errors[:3]) or "no details given"
             self.notifier.post_once(batch.request_id, f"batch:{batch.batch_no}:problem",
@@ -324,27 +317,16 @@ class Runner:
         approvers = self.store.approvals(request_id)
         text = blocks.summary_text(request.requester_id, request_id, summary, approvers,
                                    request.started_at, request.finished_at)
-        posted = self.notifier.post_once(request_id, "summary", text)
-        self.refresh_card(request_id, force=True)
-        if not posted and self.store.notices(request_id).get("summary") != "posted":
+        if self.notifier.post_once(request_id, "summary", text):
+            self.refresh_card(request_id)
+        # Checked again later until it is posted: the outbox gives up on a post Slack keeps
+        # refusing (the bot removed from the channel, a revoked token) and releases its claim.
+        if self.store.notices(request_id).get("summary") != "posted":
             self._schedule(f"summary:{request_id}", self.post_summary, RETRY_SECONDS, request_id)
 
-    def refresh_card(self, request_id: int, force: bool = False) -> None:
-        """Edit the card at most every few seconds (chat.update is rate-limited per workspace)."""
-        now = time.monotonic()
-        with self._lock:
-            if not force and now - self._card_edits.get(request_id, 0.0) < CARD_EDIT_SECONDS:
-                return
-            self._card_edits[request_id] = now
-            card_lock = self._card_locks.setdefault(request_id, threading.Lock())
-        # One edit at a time per card, each reading the request inside the lock: an edit computed
-        # from an older state can never land after a newer one.
-        with card_lock:
-            request = self.store.get_request(request_id)
-            outcome = blocks.outcome_line(request.state) if request is not None and request.is_terminal else None
-            updated = self.notifier.refresh_card(request_id, outcome)
-        if not updated and force:
-            self._schedule(f"card:{request_id}", self.refresh_card, RETRY_SECONDS, request_id, True)
+    def refresh_card(self, request_id: int) -> None:
+        """The outbox merges edits of one card and spaces them (chat.update is paced per workspace)."""
+        self.notifier.refresh_card(request_id)
 
     # --- start-up ---------------------------------------------------------------------------
 

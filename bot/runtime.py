@@ -25,11 +25,13 @@ from bot.intake import Intake, TagCatalog
 from bot.notifier import Notifier
 from bot.reports import Reports
 from bot.runner import Runner
+from bot.slack_outbox import SlackOutbox
 from bot.store import Credentials, Store, utc_now
 
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_SECONDS = 30
+OUTBOX_DRAIN_SECONDS = 5.0  # at shutdown; milestones still queued are posted after the restart
 IN_FLIGHT_STATES = tuple(
     s.value for s in RequestState if s not in TERMINAL_REQUEST_STATES and s != RequestState.DRAFT
 )
@@ -77,6 +79,12 @@ def background_slack_client(settings: Settings) -> WebClient:
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
     client.retry_handlers.append(ServerErrorRetryHandler(max_retry_count=2))
     return client
+
+
+def outbox_slack_client(settings: Settings) -> WebClient:
+    """For the outbox, which answers a 429 by holding the channel: no sleeping retry handler."""
+    token = settings.slack_bot_token.reveal() if settings.slack_bot_token else None
+    return WebClient(token=token, base_url=settings.slack_api_url, timeout=15)
 
 
 def listener_slack_client(settings: Settings) -> WebClient:
@@ -151,7 +159,8 @@ class Services:
         return cls(settings, store, slack, approvers, new_scheduler(), clock)
 
     def __post_init__(self) -> None:
-        self.notifier = Notifier(self.store, self.slack, self.approvers)
+        self.notifier = Notifier(self.store, self.slack, self.approvers, outbox=SlackOutbox(),
+                                 outbox_client=outbox_slack_client(self.settings))
         self.runner = Runner(self.store, lambda: self.cc, self.notifier, self.scheduler, self.settings, self.clock)
         self.notifier.progress = self.card_progress
         self.reports = Reports(self.store, self.notifier, self.approvers, self.runner.observation)
@@ -197,6 +206,7 @@ class Services:
         self.runner.stop_scheduling()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        self.notifier.outbox.stop(timeout=OUTBOX_DRAIN_SECONDS)
         if self._cc is not None:
             self._cc.close()
         self.store.close()

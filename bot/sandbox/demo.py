@@ -105,6 +105,7 @@ def run_demo(echo: Echo = print, directory: Path | None = None) -> int:
         first = _request_by_text(world, tags, echo)
         second = _request_by_csv(world, tags, echo)
         states = [_wait_finished(world, first), _wait_finished(world, second)]
+        world.flush_slack()  # the cards' last edits
         echo("8. Both finish; each thread ends with one summary that mentions Rita.\n")
         echo(render_transcript(world.slack, world.channel))
         echo("")

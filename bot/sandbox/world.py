@@ -69,6 +69,11 @@ class World:
     def store(self):  # noqa: ANN201 - the bot's Store
         return self.bot.services.store
 
+    def flush_slack(self, timeout: float = 15.0) -> None:
+        """Wait until the bot's queued thread posts, DMs and card edits have reached the emulator."""
+        if not self.bot.services.notifier.outbox.drain(timeout):
+            raise TimeoutError("the bot's Slack outbox did not empty in time")
+
     def stop(self) -> None:
         for stop in (self.bot.stop, self.slack.stop, self.cc.stop):
             try:

@@ -32,6 +32,7 @@ def card(world: World, request_id: int | None = None):  # noqa: ANN201
 
 
 def refreshed(world: World, message):  # noqa: ANN001, ANN201
+    world.flush_slack()
     return world.slack.message(message.channel, message.ts)
 
 

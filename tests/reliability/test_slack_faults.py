@@ -76,18 +76,30 @@ def test_5xx_on_posts_and_edits_is_retried(world: World) -> None:
 
 @pytest.mark.parametrize("failure, count", [
     ("invalid_auth", 1),
-    pytest.param(429, 4, marks=pytest.mark.slow, id="429-beyond-the-retries"),
+    pytest.param(429, 4, marks=pytest.mark.slow, id="429-four-times"),
 ])
-def test_a_summary_slack_refuses_is_posted_once_when_slack_recovers(world: World, failure: str | int,
-                                                                     count: int) -> None:
+def test_a_summary_slack_refuses_is_sent_again_by_the_outbox(world: World, failure: str | int, count: int) -> None:
     ids = add_tags(world, 2)
     world.cc.next_activity_seconds = [1.0]
     request_id, card = approve(world, ids)
     wait_submitted(world, card)
     world.slack.fail_next("chat.postMessage", failure, count=count)
+    assert_finished_once(world, request_id, card, 2)
+    refused = [c for c in world.slack.calls if c.method == "chat.postMessage" and (c.error or c.status >= 400)]
+    assert len(refused) == count
+
+
+def test_a_summary_slack_keeps_refusing_is_claimed_again_and_posted_once(world: World) -> None:
+    world.bot.services.notifier.outbox.retry_seconds = 0.05
+    ids = add_tags(world, 2)
+    world.cc.next_activity_seconds = [1.0]
+    request_id, card = approve(world, ids)
+    wait_submitted(world, card)
+    attempts = world.bot.services.notifier.outbox.max_attempts
+    world.slack.fail_next("chat.postMessage", "invalid_auth", count=attempts)
     world.driver.wait_for(lambda: world.store.get_request(request_id).state == "completed", what="completion")
-    world.driver.wait_for(lambda: world.bot.services.scheduler.get_job(f"summary:{request_id}"),
-                          timeout=15, what="the summary to be scheduled again")
+    world.driver.wait_for(lambda: world.store.notices(request_id).get("summary") is None,
+                          what="the outbox to give up and release the summary")
     assert not [t for t in thread_texts(world, card) if "is finished:" in t]
     run_job_now(world, f"summary:{request_id}")
     assert_finished_once(world, request_id, card, 2)
@@ -118,12 +130,11 @@ def test_the_bot_removed_from_the_channel_mid_run_posts_the_summary_once_it_is_b
     wait_submitted(world, card)
     world.slack.remove_member(world.channel, world.slack.bot_user_id)
     world.driver.wait_for(lambda: world.store.get_request(request_id).state == "completed", what="completion")
-    world.driver.wait_for(lambda: world.bot.services.scheduler.get_job(f"summary:{request_id}"),
-                          what="the summary to be scheduled again")
+    world.driver.wait_for(lambda: any(c.method == "chat.postMessage" and c.error == "not_in_channel"
+                                      for c in world.slack.calls), what="Slack to refuse the summary")
     assert not [t for t in thread_texts(world, card) if "is finished:" in t]
-    assert any(c.method == "chat.postMessage" and c.error == "not_in_channel" for c in world.slack.calls)
     world.slack.add_member(world.channel, world.slack.bot_user_id)
-    run_job_now(world, f"summary:{request_id}")
+    summary_posted_soon(world, request_id)
     assert_finished_once(world, request_id, card, 2)
 
 

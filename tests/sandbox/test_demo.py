@@ -16,6 +16,7 @@ def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
                  "request #1 is finished", "request #2 is finished", "#1 completed, #2 completed"):
         assert step in output, step
     assert output.count("is finished:") == 2
+    assert output.count("Finished: every tag was deleted.") == 2  # both cards show the end
 
 
 def test_console_acts_as_different_people() -> None:
