@@ -32,6 +32,7 @@ FIX_CHANNEL = {
 
 
 NOTICE_EVENT = "deletetags_notice"
+SUMMARY_KEY = "summary"  # the milestone people wait for: sent ahead of routine posts
 
 
 class CardNotPosted(Exception):
@@ -93,9 +94,10 @@ class Notifier:
             raise CardNotPosted(advice.format(channel=channel, code=code)) from error
         return str(response["ts"])
 
-    def refresh_card(self, request_id: int) -> None:
+    def refresh_card(self, request_id: int, *, final: bool = False) -> None:
         """Have the card edited to show the request as it is when the edit goes out."""
-        self.outbox.edit(("card", request_id), lambda: self._edit_card(request_id), f"card edit of #{request_id}")
+        self.outbox.edit(("card", request_id), lambda: self._edit_card(request_id), f"card edit of #{request_id}",
+                         urgent=final)
 
     def _edit_card(self, request_id: int) -> None:
         request = self.store.get_request(request_id)
@@ -129,7 +131,8 @@ class Notifier:
             # Slack kept refusing it, so nothing was posted: leave it to be claimed again later.
             self.store.release_notice(request_id, key)
 
-        self.outbox.post(channel, send, f"thread post {key!r} of #{request_id}", on_give_up=give_up)
+        self.outbox.post(channel, send, f"thread post {key!r} of #{request_id}", thread_ts=thread_ts,
+                         urgent=key == SUMMARY_KEY, on_give_up=give_up)
         return True
 
     def settle_claimed(self, request_id: int) -> None:
@@ -160,8 +163,9 @@ class Notifier:
         return str((metadata.get("event_payload") or {}).get("key"))
 
     def reply_in_thread(self, channel: str, thread_ts: str, text: str) -> None:
+        # Somebody asked and is waiting: ahead of routine posts.
         self.outbox.post(channel, lambda: self.queued_client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, text=text), "thread reply")
+            channel=channel, thread_ts=thread_ts, text=text), "thread reply", thread_ts=thread_ts, urgent=True)
 
     # --- people ----------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from bot.constant_contact import (
     TooManyQueuedActivities,
 )
 from bot.lifecycle import TERMINAL_BATCH_STATES, BatchState, RequestState
-from bot.notifier import Notifier
+from bot.notifier import SUMMARY_KEY, Notifier
 from bot.store import Batch, Store
 from bot.summary import Summary, summarise
 
@@ -317,11 +317,11 @@ class Runner:
         approvers = self.store.approvals(request_id)
         text = blocks.summary_text(request.requester_id, request_id, summary, approvers,
                                    request.started_at, request.finished_at)
-        if self.notifier.post_once(request_id, "summary", text):
-            self.refresh_card(request_id)
+        if self.notifier.post_once(request_id, SUMMARY_KEY, text):
+            self.notifier.refresh_card(request_id, final=True)
         # Checked again later until it is posted: the outbox gives up on a post Slack keeps
         # refusing (the bot removed from the channel, a revoked token) and releases its claim.
-        if self.store.notices(request_id).get("summary") != "posted":
+        if self.store.notices(request_id).get(SUMMARY_KEY) != "posted":
             self._schedule(f"summary:{request_id}", self.post_summary, RETRY_SECONDS, request_id)
 
     def refresh_card(self, request_id: int) -> None:
@@ -350,7 +350,7 @@ class Runner:
             self.finish_if_done(request.id)
         for state in (RequestState.COMPLETED, RequestState.COMPLETED_WITH_ERRORS, RequestState.FAILED):
             for request in self.store.requests(states=(state.value,), limit=200):
-                if self.store.notices(request.id).get("summary") != "posted":
+                if self.store.notices(request.id).get(SUMMARY_KEY) != "posted":
                     self.post_summary(request.id)
         self.scheduler.add_job(self.watchdog, "interval", seconds=WATCHDOG_SECONDS, id="watchdog",
                                replace_existing=True)

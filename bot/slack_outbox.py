@@ -4,12 +4,15 @@ Slack paces `chat.postMessage` per channel (about one message a second, with a s
 `chat.update` per workspace (tier 3, about 50 a minute), and answers 429 with `Retry-After` beyond
 that. Scheduler jobs and listeners hand their thread posts, DMs and card edits to this outbox and
 return at once, so nothing that also drives Constant Contact ever sleeps on Slack. Posts to one
-channel leave in the order they came; card edits are merged per card (the edit renders the card
-when it is sent, so only the latest state goes out) and spaced a few seconds apart per card.
+thread (or DM) leave in the order they came; across threads an urgent post (a summary) goes before
+routine ones, so a burst of 'Submitted' notes in a busy channel never holds a summary back. Card
+edits are merged per card (the edit renders the card when it is sent, so only the latest state goes
+out) and spaced a few seconds apart per card.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -23,8 +26,9 @@ log = logging.getLogger(__name__)
 
 EDIT_LANE = "chat.update"
 # A sliding window of N calls per N/r seconds never outruns a token bucket of N refilled at r/s.
-POST_RATES = (Rate(3, 3_300),)  # chat.postMessage: ~1/s per channel, bursts of 3
-EDIT_RATES = (Rate(3, 3_300), Rate(45, 60_000))  # chat.update: tier 3, 50/min per workspace
+POST_RATES = ((3, 3.3),)  # chat.postMessage: ~1/s per channel, bursts of 3: (calls, seconds)
+EDIT_RATES = ((3, 3.3), (45, 60.0))  # chat.update: tier 3, 50/min per workspace
+URGENT, ROUTINE = 0, 1
 CARD_EDIT_SECONDS = 3.0  # at most one edit of a card this often: people read it as it changes
 MAX_ATTEMPTS = 5
 IDLE_WAIT = 0.5
@@ -37,12 +41,15 @@ Send = Callable[[], None]
 @dataclass
 class Outgoing:
     lane: str  # what Slack paces the call by: a channel for posts, the method for edits
+    group: Hashable  # calls of one group leave in order: a thread, a DM, one card
     send: Send  # makes the call; raises SlackApiError (or a network error) when it did not land
     what: str  # for logs: never the message text
+    priority: int = ROUTINE
     merge_key: Hashable | None = None
     on_give_up: Callable[[], None] | None = None
     attempts: int = 0
     not_before: float = 0.0
+    seq: int = 0
 
 
 @dataclass
@@ -50,7 +57,6 @@ class _Lane:
     limiter: Limiter
     bucket: InMemoryBucket
     blocked_until: float = 0.0
-    ordered: bool = True
 
     def admits(self, now: float) -> bool:
         if now < self.blocked_until:
@@ -59,10 +65,10 @@ class _Lane:
         return bool(self.limiter.try_acquire("slack", blocking=False))
 
 
-def _new_lane(rates: tuple[Rate, ...], ordered: bool) -> _Lane:
-    bucket = InMemoryBucket(list(rates))
+def _new_lane(rates: tuple[tuple[int, float], ...], speedup: float) -> _Lane:
+    bucket = InMemoryBucket([Rate(calls, max(1, round(1000 * seconds / speedup))) for calls, seconds in rates])
     # No background leaker thread per lane: `admits` leaks old entries itself.
-    return _Lane(Limiter(SingleBucketFactory(bucket, schedule_leak=False)), bucket, ordered=ordered)
+    return _Lane(Limiter(SingleBucketFactory(bucket, schedule_leak=False)), bucket)
 
 
 def _retry_after(error: Exception) -> float | None:
@@ -88,6 +94,8 @@ class SlackOutbox:
     card_edit_seconds: float = CARD_EDIT_SECONDS
     max_attempts: int = MAX_ATTEMPTS
     retry_seconds: float = 2.0  # the first wait after a refusal; doubled after each one
+    speedup: float = 1.0  # Slack's pace divided by this (benchmarks on an accelerated clock)
+    _seq: itertools.count = field(default_factory=itertools.count)
     _pending: list[Outgoing] = field(default_factory=list)
     _lanes: dict[str, _Lane] = field(default_factory=dict)
     _last_edit: dict[Hashable, float] = field(default_factory=dict)
@@ -98,23 +106,30 @@ class SlackOutbox:
 
     # --- handing work over ------------------------------------------------------------------
 
-    def post(self, channel: str, send: Send, what: str, on_give_up: Callable[[], None] | None = None) -> None:
-        """A message to a channel (or a user id, for a DM), after the ones already queued for it."""
-        self._enqueue(Outgoing(f"post:{channel}", send, what, on_give_up=on_give_up))
+    def post(self, channel: str, send: Send, what: str, *, thread_ts: str | None = None, urgent: bool = False,
+             on_give_up: Callable[[], None] | None = None) -> None:
+        """A message to a channel (or a user id, for a DM), after those already queued for its thread."""
+        self._enqueue(Outgoing(f"post:{channel}", (channel, thread_ts), send, what,
+                               priority=URGENT if urgent else ROUTINE, on_give_up=on_give_up))
 
-    def edit(self, merge_key: Hashable, send: Send, what: str) -> None:
+    def edit(self, merge_key: Hashable, send: Send, what: str, *, urgent: bool = False) -> None:
         """An edit that renders its message when sent: one already waiting for `merge_key` covers it."""
+        priority = URGENT if urgent else ROUTINE
         with self._cond:
-            if any(item.merge_key == merge_key for item in self._pending):
+            waiting = next((item for item in self._pending if item.merge_key == merge_key), None)
+            if waiting is not None:
+                waiting.priority = min(waiting.priority, priority)
                 return
-            not_before = self._last_edit.get(merge_key, -1e9) + self.card_edit_seconds
-        self._enqueue(Outgoing(EDIT_LANE, send, what, merge_key=merge_key, not_before=not_before))
+            not_before = self._last_edit.get(merge_key, -1e9) + self.card_edit_seconds / self.speedup
+        self._enqueue(Outgoing(EDIT_LANE, merge_key, send, what, priority=priority, merge_key=merge_key,
+                               not_before=not_before))
 
     def _enqueue(self, item: Outgoing) -> None:
         with self._cond:
             if self._stopping:
                 log.warning("Slack outbox stopped; dropped %s", item.what)
                 return
+            item.seq = next(self._seq)
             self._pending.append(item)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="slack-outbox", daemon=True)
@@ -172,21 +187,23 @@ class SlackOutbox:
                     self._cond.notify_all()
 
     def _next_ready(self) -> Outgoing | None:
-        """The first queued call its lane lets go now; removed from the queue."""
+        """The most urgent call that is first in its group and that its lane lets go now; removed
+        from the queue. A group is as urgent as its most urgent call (a summary waiting behind its
+        own thread's 'Submitted' note speeds that note up)."""
         now = self.clock()
-        held: set[str] = set()
-        for index, item in enumerate(self._pending):
-            if item.lane in held:
+        heads: dict[Hashable, Outgoing] = {}
+        urgency: dict[Hashable, int] = {}
+        for item in self._pending:
+            heads.setdefault(item.group, item)
+            urgency[item.group] = min(urgency.get(item.group, item.priority), item.priority)
+        refused: set[str] = set()
+        for item in sorted(heads.values(), key=lambda head: (urgency[head.group], head.seq)):
+            if item.not_before > now or item.lane in refused:
                 continue
-            lane = self._lane(item.lane)
-            if item.not_before > now:
-                if lane.ordered:
-                    held.add(item.lane)  # later posts to this channel wait behind this one
+            if not self._lane(item.lane).admits(now):
+                refused.add(item.lane)
                 continue
-            if not lane.admits(now):
-                held.add(item.lane)
-                continue
-            del self._pending[index]
+            self._pending.remove(item)
             if item.merge_key is not None:
                 self._last_edit[item.merge_key] = now
             return item
@@ -195,8 +212,7 @@ class SlackOutbox:
     def _lane(self, name: str) -> _Lane:
         lane = self._lanes.get(name)
         if lane is None:
-            edits = name == EDIT_LANE
-            lane = self._lanes[name] = _new_lane(EDIT_RATES if edits else POST_RATES, ordered=not edits)
+            lane = self._lanes[name] = _new_lane(EDIT_RATES if name == EDIT_LANE else POST_RATES, self.speedup)
         return lane
 
     def _deliver(self, item: Outgoing) -> None:
@@ -210,12 +226,12 @@ class SlackOutbox:
         with self._cond:
             if wait is not None:
                 # Slack's own pace was exceeded (other calls share it): hold the whole lane.
-                self._lane(item.lane).blocked_until = self.clock() + wait
+                self._lane(item.lane).blocked_until = self.clock() + wait / self.speedup
                 self._pending.insert(0, item)
                 return
             item.attempts += 1
             if item.attempts < self.max_attempts and not self._stopping:
-                item.not_before = self.clock() + min(60.0, self.retry_seconds * 2.0 ** (item.attempts - 1))
+                item.not_before = self.clock() + min(60.0, self.retry_seconds * 2.0 ** (item.attempts - 1)) / self.speedup
                 self._pending.insert(0, item)
                 return
         log.warning("Slack refused %s %d times (%s); giving up", item.what, item.attempts, _failure_code(error),

@@ -65,6 +65,30 @@ def test_posts_to_one_channel_keep_their_order_and_slacks_pace(outbox: SlackOutb
     assert recorder.at("dm") - recorder.at("c1-0") < 1.0
 
 
+def test_an_urgent_post_overtakes_other_threads_but_not_its_own(outbox: SlackOutbox) -> None:
+    recorder = Recorder()
+    for n in range(6):
+        outbox.post("C1", recorder.call(f"submitted-{n}"), "post", thread_ts=f"t{n}")
+    outbox.post("C1", recorder.call("status-answer"), "post", thread_ts="t9", urgent=True)
+    outbox.post("C1", recorder.call("summary-5"), "post", thread_ts="t5", urgent=True)
+    assert outbox.drain(timeout=20)
+    sent = recorder.names()
+    assert sent.index("status-answer") < sent.index("submitted-3")
+    # Thread t5's own earlier post still goes first, and is hurried along with its summary.
+    assert sent.index("submitted-5") < sent.index("summary-5") < sent.index("submitted-4")
+
+
+def test_a_faster_clock_paces_proportionally() -> None:
+    outbox = SlackOutbox(speedup=20)
+    recorder = Recorder()
+    for n in range(8):
+        outbox.post("C1", recorder.call(f"m{n}"), "post")
+    assert outbox.drain(timeout=5)
+    outbox.stop(timeout=1)
+    assert recorder.names() == [f"m{n}" for n in range(8)]
+    assert 2 * 3.3 / 20 <= recorder.at("m7") - recorder.at("m0") < 2.0
+
+
 def test_a_429_holds_the_channel_for_retry_after_and_resends_in_order(outbox: SlackOutbox) -> None:
     recorder = Recorder()
     outbox.post("C1", recorder.call("first", fail=[refusal("ratelimited", 429, "1")]), "post")
