@@ -44,7 +44,7 @@ class PollingSizes:
     activities: int = 50
     shortest: float = 10.0
     longest: float = 600.0
-    scale: float = 20.0
+    scale: float = 10.0
 
 
 QUICK = PollingSizes(activities=12, shortest=10.0, longest=300.0, scale=30.0)
@@ -106,6 +106,8 @@ def start_scaled_bot(directory: Path, scale: float, tag_count: int) -> ScaledBot
     services = Services.build(settings)
     # The client's 4/s budget is not a setting: build the client the bot would build, at the scaled rate.
     services._cc = cc_client_from_settings(settings, services.store, requests_per_second=4 * scale)
+    # Slack's pace (one message a second per channel) on the same accelerated clock.
+    services.notifier.outbox.speedup = scale
     bot = BotProcess(settings, services=services).start()
     assert bot.http is not None
     driver = SlackDriver(slack, f"{bot.http.url}/slack/events", SIGNING_SECRET, http_timeout=30.0)

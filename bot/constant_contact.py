@@ -56,6 +56,7 @@ _STATE_ALIASES = {"time_out": "timed_out"}
 # Constant Contact counts requests in a sliding second by its own arrival time; stretching our
 # window by 5% absorbs network jitter, and the limiter's own wake-up buffer stays small.
 _WINDOW_STRETCH = 1.05
+_MAX_BURST = 4
 _LIMITER_BUFFER_MS = 10
 _BACKOFF = wait_exponential_jitter(multiplier=0.25, max=4.0, jitter=0.25)
 
@@ -166,7 +167,9 @@ class _FairLimiter:
     def __init__(self, requests_per_second: float) -> None:
         if requests_per_second <= 0:
             raise ValueError("requests_per_second must be positive")
-        limit = max(1, int(requests_per_second))
+        # Constant Contact counts 4 requests per second; a faster budget (an accelerated test
+        # clock) keeps the same burst of 4 over a proportionally shorter window.
+        limit = max(1, min(_MAX_BURST, int(requests_per_second)))
         interval_ms = math.ceil(1000 * limit / requests_per_second * _WINDOW_STRETCH)
         self._bucket = InMemoryBucket([Rate(limit, interval_ms)])
         # No background leaker thread: acquire() leaks old entries itself.

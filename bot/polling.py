@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-GROWTH = 6.0  # before any pace is known: poll at this multiple of the time since submission
+GROWTH = 6.0  # before any pace is known: poll at this multiple of the activity's age
 STEP = 10  # moving but not timed yet: poll when it must have moved this many percent more
 AIM = 0.75  # two-poll pace: poll at this share of the predicted remaining time
 MARGIN = 2.0  # started_at: poll up to this many POLL_MIN after the earliest plausible end
@@ -45,6 +45,9 @@ class Observation:
     # (earliest, latest) elapsed at which the activity can end, judged from started_at; latest is
     # math.inf while percent_done says too little. None: no started_at, or not believed.
     end_window: tuple[float, float] | None = None
+    # Seconds since Constant Contact created the activity, when it said so believably. Its POST may
+    # have waited behind others for the rate limit, so this can be much less than `elapsed`.
+    age: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class Track:
     window: tuple[float, float] | None = None  # see Observation.end_window
     believed: bool = True  # False once started_at or percent_done contradicted themselves
     slack: float = 0.0  # seconds by which our time since started_at may be off, either way
+    created: float | None = None  # elapsed at which Constant Contact created the activity
 
     @classmethod
     def within(cls, bounds: Bounds) -> Track:
@@ -84,7 +88,8 @@ class Track:
             # While percent stays at its first value (queued), the pace is anchored anew at each poll.
             first = self.first if self.first is not None and percent != self.first[1] else (elapsed, percent)
             last = self.last if self.last is not None and percent == self.last[1] else (elapsed, percent)
-            track = replace(self, first=first, last=last)._started(elapsed, percent, since_start, since_created)
+            track = replace(self, first=first, last=last)._created(elapsed, since_created)
+            track = track._started(elapsed, percent, since_start, since_created)
         return track, track._observation(elapsed, polls, first, last)
 
     def at(self, elapsed: float, polls: int) -> Observation | None:
@@ -95,8 +100,16 @@ class Track:
 
     def _observation(self, elapsed: float, polls: int, first: tuple[float, int],
                      last: tuple[float, int]) -> Observation:
+        believed = self.believed
+        age = elapsed - self.created if believed and self.created is not None else None
         return Observation(elapsed, last[1], first[1], first[0], polls, last[0],
-                           self.window if self.believed else None)
+                           self.window if believed else None, age)
+
+    def _created(self, elapsed: float, since_created: float | None) -> Track:
+        if since_created is None or self.created is not None:
+            return self
+        created = elapsed - since_created
+        return replace(self, created=created) if -self.slack <= created <= elapsed + self.slack else self
 
     def _started(self, elapsed: float, percent: int, since_start: float | None,
                  since_created: float | None) -> Track:
@@ -205,7 +218,7 @@ def _wanted_delay(observation: Observation, bounds: Bounds) -> float:
     if observation.end_window is not None:
         earliest, latest = observation.end_window
         if math.isinf(latest):  # started, but too early to tell its pace: keep growing the delay
-            return max(earliest - observation.elapsed, (GROWTH - 1) * observation.elapsed)
+            return max(earliest - observation.elapsed, (GROWTH - 1) * _age(observation))
         return min(latest, earliest + MARGIN * bounds.minimum) - observation.elapsed
     remaining = predicted_remaining(observation)
     if remaining is not None:
@@ -213,7 +226,11 @@ def _wanted_delay(observation: Observation, bounds: Bounds) -> float:
     if observation.percent > 1:
         # Moving but not timed yet: it got this far in at most the time since submission.
         return min(STEP, 100 - observation.percent) * observation.elapsed / observation.percent
-    return (GROWTH - 1) * observation.elapsed
+    return (GROWTH - 1) * _age(observation)
+
+
+def _age(observation: Observation) -> float:
+    return observation.age if observation.age is not None else observation.elapsed
 
 
 def eta_seconds(observation: Observation) -> float | None:

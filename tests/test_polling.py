@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from bot.config import Settings
 from bot.constant_contact import parse_activity
 from bot.polling import (
+    GROWTH,
     MARGIN,
     Bounds,
     Observation,
@@ -93,6 +94,15 @@ def test_before_any_progress_the_next_poll_comes_at_a_growing_multiple_of_the_ti
         elapsed += delays[-1]
     assert delays[0] > 2 * BOUNDS.minimum  # no longer doubling from the minimum
     assert delays[1] > delays[0] and delays[-1] == BOUNDS.maximum
+
+
+def test_growth_counts_from_when_constant_contact_created_the_activity() -> None:
+    # Its POST waited 13 s behind others for the rate limit: the activity is 2 s old, not 15.
+    _, queued = Track.within(BOUNDS).seen(15.0, 1, 1, since_start=None, since_created=2.0)
+    assert queued.age == pytest.approx(2.0)
+    assert next_delay(queued, BOUNDS) == pytest.approx((GROWTH - 1) * 2.0)
+    _, unknown = Track.within(BOUNDS).seen(15.0, 1, 1)
+    assert next_delay(unknown, BOUNDS) == BOUNDS.maximum
 
 
 def test_started_but_still_at_one_percent_keeps_growing_the_delay() -> None:
