@@ -40,7 +40,8 @@ class BotProcess:
         else:
             secret = self.settings.slack_signing_secret
             self.http = HttpServer(self.app, self.services.health, self.settings.host, self.settings.port,
-                                   signing_secret=secret.reveal() if secret else None)
+                                   signing_secret=secret.reveal() if secret else None,
+                                   gate=self.services.ack_gate)
             if serve_http_in_thread:
                 self.http.start_in_thread()
         return self

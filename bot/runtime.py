@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
+from bot.ack_gate import AckGate
 from bot.approvers import ApproverDirectory, GroupsUnavailable
 from bot.config import Settings
 from bot.lifecycle import TERMINAL_REQUEST_STATES, RequestState
@@ -148,6 +149,8 @@ class Services:
     after_ack: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="after-ack")
     )
+    # ... and it starts once the acks in flight are answered (see bot/ack_gate.py).
+    ack_gate: AckGate = field(default_factory=AckGate)
 
     @classmethod
     def build(cls, settings: Settings, clock: Callable[[], datetime] = utc_now) -> "Services":

@@ -17,6 +17,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 from waitress.server import create_server
 
+from bot.ack_gate import AckGate
+
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -24,10 +26,12 @@ HealthReport = Callable[[], dict[str, Any]]
 
 
 class SlackWsgiApp:
-    def __init__(self, app: App, health: HealthReport, signing_secret: str | None = None) -> None:
+    def __init__(self, app: App, health: HealthReport, signing_secret: str | None = None,
+                 gate: AckGate | None = None) -> None:
         self.slack = SlackRequestHandler(app, path="/slack/events")
         self.health = health
         self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self.gate = gate or AckGate()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -36,7 +40,8 @@ class SlackWsgiApp:
             status = "200 OK" if report.get("status") == "ok" else "503 Service Unavailable"
             return self._json(start_response, status, report)
         if path == "/slack/events" and method == "POST":
-            return self._slack(environ, start_response)
+            with self.gate.answering():
+                return self._slack(environ, start_response)
         return self._json(start_response, "404 Not Found", {"error": "not found", "path": path})
 
     def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -81,9 +86,9 @@ class HttpServer:
     """A waitress server that can run in the foreground or in a thread and stop cleanly."""
 
     def __init__(self, app: App, health: HealthReport, host: str, port: int, threads: int = 16,
-                 signing_secret: str | None = None) -> None:
+                 signing_secret: str | None = None, gate: AckGate | None = None) -> None:
         self.server = create_server(
-            SlackWsgiApp(app, health, signing_secret), host=host, port=port, threads=threads,
+            SlackWsgiApp(app, health, signing_secret, gate), host=host, port=port, threads=threads,
             ident="deletetags-bot", channel_timeout=30, connection_limit=200, asyncore_loop_timeout=0.2,
         )
         self._thread: threading.Thread | None = None

@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Services, Ack, dict[str, Any], tags.Command, Respond, WebClient], None]
 
+# A longer text (a pasted list: 500 ids are about 18,500 characters) is parsed after the ack:
+# Slack's 3 s clock is running, and parsing it would delay the acks of everyone else's requests.
+PARSE_AFTER_ACK_CHARS = 2_000
+
 
 def usage_reply(services: Services, note: str | None = None) -> dict[str, Any]:
     usage = tags.usage(services.settings.max_entries, services.settings.max_file_bytes)
@@ -115,15 +119,34 @@ HANDLERS: dict[str, Handler] = {
 def register(app: App, services: Services) -> None:
     @app.command("/deletetags")
     def deletetags(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        try:
-            parsed = tags.parse_command(command.get("text") or "", max_entries=services.settings.max_entries)
-        except tags.InputError as error:  # more entries than MAX_ENTRIES
-            ack(response_type="ephemeral", text=error.message)
+        if len(command.get("text") or "") > PARSE_AFTER_ACK_CHARS:
+            ack(response_type="ephemeral", text=":mag: Checking your list against Constant Contact…")
+            after_ack(services, command, client, lambda: handle(services, command, respond, client, ack=None))
             return
-        log.info("command", extra={"actor": command.get("user_id"), "event": f"/deletetags {parsed.kind}"})
-        handler = HANDLERS.get(parsed.kind)
-        if handler is None:
-            note = f"I don't know `{parsed.argument}`." if parsed.kind == "unknown" and parsed.argument else None
-            ack(**usage_reply(services, note))
-            return
-        handler(services, ack, command, parsed, respond, client)
+        handle(services, command, respond, client, ack=ack)
+
+
+def handle(services: Services, command: dict[str, Any], respond: Respond, client: WebClient,
+           ack: Ack | None) -> None:
+    """Parse the command and answer it; `ack` is None when Slack was already acknowledged, and
+    what the handlers would put in the ack goes through response_url instead."""
+    reply: Callable[..., Any] = ack if ack is not None else (lambda **answer: respond(**answer) if answer else None)
+    try:
+        parsed = tags.parse_command(command.get("text") or "", max_entries=services.settings.max_entries)
+    except tags.InputError as error:  # more entries than MAX_ENTRIES
+        reply(response_type="ephemeral", text=error.message)
+        return
+    log.info("command", extra={"actor": command.get("user_id"), "event": f"/deletetags {parsed.kind}"})
+    handler = HANDLERS.get(parsed.kind)
+    if handler is None:
+        note = f"I don't know `{parsed.argument}`." if parsed.kind == "unknown" and parsed.argument else None
+        reply(**usage_reply(services, note))
+    elif parsed.kind == "request" and ack is None:
+        selection = parsed.selection or tags.Selection()
+        problem = selection.problem()
+        if problem:
+            respond(response_type="ephemeral", text=problem)
+        else:
+            preview(services, command, selection, parsed.reason, respond)
+    else:
+        handler(services, reply, command, parsed, respond, client)

@@ -44,9 +44,12 @@ def apologise(body: dict[str, Any], client: WebClient) -> None:
 
 
 def after_ack(services: Services, body: dict[str, Any], client: WebClient, work: Callable[[], None]) -> None:
-    """Run work that follows an ack on the services' pool, with the same apology on failure."""
+    """Run work that follows an ack on the services' pool, once the acks in flight are answered,
+    with the same apology on failure."""
+    queued_at = services.ack_gate.clock()
 
     def run() -> None:
+        services.ack_gate.wait_for_quiet(queued_at)
         try:
             work()
         except Exception as error:  # noqa: BLE001 - Bolt's error handler no longer sees this work

@@ -75,6 +75,8 @@ class World:
             raise TimeoutError("the bot's Slack outbox did not empty in time")
 
     def stop(self) -> None:
+        # Whatever the outbox still holds is of no interest once the world ends.
+        self.bot.services.notifier.outbox.stop(timeout=0.2)
         for stop in (self.bot.stop, self.slack.stop, self.cc.stop):
             try:
                 stop()

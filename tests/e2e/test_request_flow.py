@@ -26,6 +26,22 @@ def test_ids_in_text_give_a_preview_with_names_counts_and_unknowns(world: World)
     assert [t.tag_id for t in world.store.request_tags(request.id)] == [spring, old]
 
 
+def test_a_long_pasted_list_is_acknowledged_first_and_previewed_after(world: World) -> None:
+    ids = add_tags(world, *[(f"Import {n}", 1) for n in range(80)])
+    response = world.driver.slash_command(world.people.requester, world.channel,
+                                          " ".join(ids) + " reason: old imports")
+    assert response.reply()["text"] == ":mag: Checking your list against Constant Contact…"
+    assert "80 tags" in str(preview_for(world, world.people.requester).blocks)
+    assert len(world.store.request_tags(world.store.requests()[0].id)) == 80
+
+
+def test_a_long_text_that_is_not_a_list_gets_the_usage_after_the_ack(world: World) -> None:
+    response = world.driver.slash_command(world.people.requester, world.channel, "please " * 400)
+    assert response.reply()["text"].startswith(":mag: Checking your list")
+    usage = last_ephemeral(world, world.people.requester, "I don't know `please`.")
+    assert "/deletetags help" in usage.text
+
+
 def test_quoted_names_resolve_and_unknown_names_are_listed(world: World) -> None:
     add_tags(world, ("Spring Promo 2024", 120), ("VIP, Gold", 3))
     world.driver.slash_command(world.people.requester, world.channel, '"spring promo 2024" "VIP, Gold" "Nope"')

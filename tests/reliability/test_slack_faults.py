@@ -151,5 +151,6 @@ def test_invalid_auth_on_the_card_keeps_the_draft_and_says_what_to_do(world: Wor
     request = world.store.requests()[0]
     assert request.state == "draft" and request.card_ts is None
     world.driver.click(world.people.requester, preview, "Request approval")
-    world.driver.wait_for(lambda: world.store.get_request(request.id).state == "awaiting_approval", what="the card")
+    world.driver.wait_for(lambda: world.store.get_request(request.id).card_ts, what="the card")
+    assert world.store.get_request(request.id).state == "awaiting_approval"
     assert len([m for m in world.slack.messages(world.channel) if "Deletion request #" in m.text]) == 1
