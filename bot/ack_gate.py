@@ -39,7 +39,8 @@ class AckGate:
             with self._cond:
                 self._in_flight -= 1
                 self._last_answered = self.clock()
-                self._cond.notify_all()
+                if self._in_flight == 0:  # waking the waiters at every answer would slow the acks
+                    self._cond.notify_all()
 
     def wait_for_quiet(self, queued_at: float) -> None:
         """Block until no request has been in flight for `quiet_seconds`, or until `max_wait_seconds`
@@ -50,8 +51,10 @@ class AckGate:
                 now = self.clock()
                 if now >= deadline:
                     return
-                quiet_for = now - self._last_answered
-                if self._in_flight == 0 and quiet_for >= self.quiet_seconds:
-                    return
-                wait = self.quiet_seconds - quiet_for if self._in_flight == 0 else self.quiet_seconds
-                self._cond.wait(max(0.001, min(deadline - now, wait)))
+                wait = deadline - now  # while requests are in flight: until the last one is answered
+                if self._in_flight == 0:
+                    quiet_for = now - self._last_answered
+                    if quiet_for >= self.quiet_seconds:
+                        return
+                    wait = min(wait, self.quiet_seconds - quiet_for)
+                self._cond.wait(max(0.001, wait))

@@ -6,6 +6,7 @@ twice otherwise) and, in Socket Mode, the connection (Slack would split events b
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -20,6 +21,19 @@ from bot.runtime import Services
 from bot.server import HttpServer
 
 log = logging.getLogger(__name__)
+
+
+# Young collections this much rarer than Python's default (700, 10, 10): each of them is cheap,
+# but a full collection of a heap holding 500-tag cards stalls every thread, acks included.
+GC_THRESHOLDS = (10_000, 50, 100)
+
+
+def tune_garbage_collector() -> None:
+    """Objects alive once the process is up (modules, settings, the app) are moved out of the
+    collector's reach (`gc.freeze`), and collections run less often: the slowest acks under load
+    were the ones that met a full collection (benchmarks/README.md)."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class BotProcess:
@@ -44,6 +58,7 @@ class BotProcess:
                                    gate=self.services.ack_gate)
             if serve_http_in_thread:
                 self.http.start_in_thread()
+        tune_garbage_collector()
         return self
 
     def _connect_socket_mode(self) -> None:
