@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # Young collections this much rarer than Python's default (700, 10, 10): each of them is cheap,
 # but a full collection of a heap holding 500-tag cards stalls every thread, acks included.
-GC_THRESHOLDS = (10_000, 50, 100)
+GC_THRESHOLDS = (10_000, 10, 10)
 
 
 def tune_garbage_collector() -> None:
