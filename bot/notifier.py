@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks
 from bot.approvers import ApproverDirectory
 from bot.lifecycle import batch_count
-from bot.slack_outbox import SlackOutbox
+from bot.slack_outbox import SlackOutbox, slack_error
 from bot.store import Request, Store
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,6 @@ class CardNotPosted(Exception):
         super().__init__(advice)
         self.advice = advice
 
-
-def slack_error(error: SlackApiError) -> str:
-    return str(error.response.get("error") or error.response.status_code)
 
 
 class Notifier:

@@ -154,7 +154,7 @@ class Runner:
         if self.notifier.post_once(request_id, "submitted",
                                    f":rocket: Submitted to Constant Contact: {len(submitted)} "
                                    f"activit{'y' if len(submitted) == 1 else 'ies'} ({ids})."):
-            self.refresh_card(request_id)
+            self.notifier.refresh_card(request_id)
 
     # --- reconciliation ---------------------------------------------------------------------
 
@@ -223,7 +223,7 @@ class Runner:
             self.notifier.post_once(batch.request_id, f"stalled:{batch.batch_no}",
                                     f":snail: Activity `{batch.activity_id}` is taking much longer than expected "
                                     f"({activity.percent_done}% done). I will keep checking, less often.")
-        self.refresh_card(batch.request_id)
+        self.notifier.refresh_card(batch.request_id)
         # Re-armed last: a one-shot job that comes due while this run is still going (a slow card
         # edit) would be skipped by APScheduler, and the poll lost until the watchdog.
         self._schedule(f"poll:{batch.id}", self.poll, polling.next_delay(observation, self.bounds), batch.id)
@@ -323,10 +323,6 @@ class Runner:
         # refusing (the bot removed from the channel, a revoked token) and releases its claim.
         if self.store.notices(request_id).get(SUMMARY_KEY) != "posted":
             self._schedule(f"summary:{request_id}", self.post_summary, RETRY_SECONDS, request_id)
-
-    def refresh_card(self, request_id: int) -> None:
-        """The outbox merges edits of one card and spaces them (chat.update is paced per workspace)."""
-        self.notifier.refresh_card(request_id)
 
     # --- start-up ---------------------------------------------------------------------------
 

@@ -82,7 +82,8 @@ def _retry_after(error: Exception) -> float | None:
         return 1.0
 
 
-def _failure_code(error: Exception) -> str:
+def slack_error(error: Exception) -> str:
+    """Slack's error code (`not_in_channel`, `ratelimited`…), or the kind of network failure."""
     if isinstance(error, SlackApiError):
         return str(error.response.get("error") or error.response.status_code)
     return type(error).__name__
@@ -114,21 +115,21 @@ class SlackOutbox:
 
     def edit(self, merge_key: Hashable, send: Send, what: str, *, urgent: bool = False) -> None:
         """An edit that renders its message when sent: one already waiting for `merge_key` covers it."""
-        priority = URGENT if urgent else ROUTINE
-        with self._cond:
-            waiting = next((item for item in self._pending if item.merge_key == merge_key), None)
-            if waiting is not None:
-                waiting.priority = min(waiting.priority, priority)
-                return
-            not_before = self._last_edit.get(merge_key, -1e9) + self.card_edit_seconds / self.speedup
-        self._enqueue(Outgoing(EDIT_LANE, merge_key, send, what, priority=priority, merge_key=merge_key,
-                               not_before=not_before))
+        self._enqueue(Outgoing(EDIT_LANE, merge_key, send, what, priority=URGENT if urgent else ROUTINE,
+                               merge_key=merge_key))
 
     def _enqueue(self, item: Outgoing) -> None:
         with self._cond:
             if self._stopping:
                 log.warning("Slack outbox stopped; dropped %s", item.what)
                 return
+            if item.merge_key is not None:
+                waiting = next((queued for queued in self._pending if queued.merge_key == item.merge_key), None)
+                if waiting is not None:
+                    waiting.priority = min(waiting.priority, item.priority)
+                    return
+                last = self._last_edit.get(item.merge_key, float("-inf"))
+                item.not_before = last + self.card_edit_seconds / self.speedup
             item.seq = next(self._seq)
             self._pending.append(item)
             if self._thread is None:
@@ -234,7 +235,7 @@ class SlackOutbox:
                 item.not_before = self.clock() + min(60.0, self.retry_seconds * 2.0 ** (item.attempts - 1)) / self.speedup
                 self._pending.insert(0, item)
                 return
-        log.warning("Slack refused %s %d times (%s); giving up", item.what, item.attempts, _failure_code(error),
+        log.warning("Slack refused %s %d times (%s); giving up", item.what, item.attempts, slack_error(error),
                     extra={"outcome": "slack_gave_up"})
         if item.on_give_up is not None:
             item.on_give_up()

@@ -14,22 +14,12 @@ import jsonschema
 import pytest
 
 from bot.sandbox.constant_contact import ConstantContactSimulator
+from bot.sandbox.world import ManualClock
 from spec import (
     SHARED_SPEC_PATH, SPEC_PATH, request_body_definition, response_definition, validate_against_spec,
 )
 
 ACTIVITY_SECONDS = 10.0
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1_780_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -35,6 +35,19 @@ class ShiftableClock:
         self.offset += timedelta(**delta)
 
 
+class ManualClock:
+    """Seconds since the epoch that move only when told to: the simulators' clock in deterministic tests."""
+
+    def __init__(self) -> None:
+        self.now = 1_780_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @dataclass(frozen=True)
 class People:
     requester: str = "U0RITA"

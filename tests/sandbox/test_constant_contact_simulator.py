@@ -20,23 +20,11 @@ import httpx
 import pytest
 
 from bot.sandbox.constant_contact import ConstantContactSimulator, serve_forever
+from bot.sandbox.world import ManualClock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 INVALID_GRANT = {"error": "invalid_grant", "error_description": "The refresh token is invalid or expired."}
-
-
-class ManualClock:
-    """A wall clock that moves only when told to, so activity states are deterministic."""
-
-    def __init__(self) -> None:
-        self.now = 1_780_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def make_sim(**options: Any) -> ConstantContactSimulator:
