@@ -246,9 +246,12 @@ def model_strategies(durations: Sequence[float]) -> tuple[Strategy, Strategy, li
     bounds = Bounds(POLL_MIN, POLL_MAX)
     alone = Strategy("bot policy, activities polled alone", polling_model.adaptive(
         durations, bounds, polling_model.Limiter(None)))
-    shared = Strategy("bot policy, 4/s shared by all", polling_model.adaptive(
+    shared = Strategy("bot policy, 4/s shared by all, polls before waiting POSTs", polling_model.adaptive(
         durations, bounds, polling_model.Limiter(4)))
-    others = [Strategy("fixed 1 s", polling_model.fixed(durations, 1.0)),
+    first_come = Strategy("bot policy, 4/s shared by all, first come first served", polling_model.adaptive(
+        durations, bounds, polling_model.Limiter(4), max_overtakes=0))
+    others = [first_come,
+              Strategy("fixed 1 s", polling_model.fixed(durations, 1.0)),
               Strategy("fixed 30 s", polling_model.fixed(durations, 30.0)),
               Strategy("oracle", polling_model.oracle(durations))]
     return alone, shared, others
@@ -272,7 +275,7 @@ def run(directory: Path, sizes: PollingSizes) -> Outcome:
     outcome.rows += log_rows("polling", label, "\n".join(logged.lines))
     for name, spacing in (("log-spaced", durations), ("linear", linear_spread(sizes))):
         alone, shared, others = model_strategies(spacing)
-        fixed30_model = others[1]
+        fixed30_model = next(o for o in others if o.name == "fixed 30 s")
         outcome.rows += strategy_rows(f"model, {name}", [alone, shared], alone, fixed30_model)
         outcome.rows += strategy_rows(f"model, {name}", others, None, None)
         outcome.notes.append(f"model, {name}: latest summaries of the policy alone: {worst(alone)}.")

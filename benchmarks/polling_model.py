@@ -8,7 +8,8 @@ activity's `started_at` and `created_at` (written as the API writes them, to the
 and read back with `bot.polling.seconds_since`).
 
 Every request can pass through a shared limiter that admits `limit` requests per `window`
-seconds, first come first served, like the bot's client (4 per 1.05 s).
+seconds, like the bot's client (4 per 1.05 s), with polls going before waiting POSTs as the
+client's gate lets them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from bot.constant_contact import MAX_OVERTAKES
 from bot.polling import Bounds, Observation, Track, next_delay, seconds_since
 from bot.sandbox.cc_state import OUTCOME_COMPLETE, ActivityRecord, iso_time
 
@@ -74,26 +76,38 @@ def _record(index: int, created_at: float, duration: float) -> ActivityRecord:
                           duration, OUTCOME_COMPLETE)
 
 
-def adaptive(durations: Sequence[float], bounds: Bounds, limiter: Limiter) -> list[Polled]:
-    """All activities approved at t=0: one POST each, then polls as the Runner schedules them."""
-    tracked: list[_Tracked] = []
-    queue: list[_Due] = []
-    for index, duration in enumerate(durations):
-        created = limiter.grant(0.0)
-        tracked.append(_Tracked(_record(index, created, duration), Track.within(bounds)))
-        heapq.heappush(queue, _Due(created + bounds.minimum, index, index))
+def adaptive(durations: Sequence[float], bounds: Bounds, limiter: Limiter,
+             max_overtakes: int = MAX_OVERTAKES) -> list[Polled]:
+    """All activities approved at t=0: one POST each, then polls as the Runner schedules them.
+
+    Whenever the previous request is granted, the client's gate picks the next: a poll due by then
+    goes before the waiting POSTs, but at most `max_overtakes` polls in a row pass a waiting POST
+    (`bot.constant_contact._TurnGate`). With `max_overtakes=0`, first come first served.
+    """
+    waiting_posts = deque(range(len(durations)))
+    polls: list[_Due] = []
+    tracked: dict[int, _Tracked] = {}
     results: dict[int, Polled] = {}
-    seq = len(durations)
-    while queue:
-        due = heapq.heappop(queue)
-        now = limiter.grant(due.at)
-        follow_up = _poll(tracked[due.index], now, bounds)
-        if follow_up is None:
+    free_at, overtakes, seq = 0.0, 0, 0
+    while waiting_posts or polls:
+        poll_waiting = bool(polls) and polls[0].at <= free_at
+        if polls and (not waiting_posts or (poll_waiting and overtakes < max_overtakes)):
+            due = heapq.heappop(polls)
+            overtakes = overtakes + 1 if waiting_posts else 0
+            now = free_at = limiter.grant(max(due.at, free_at))
             item = tracked[due.index]
-            results[due.index] = Polled(item.record.duration, item.calls, now - item.record.settle_at)
+            follow_up = _poll(item, now, bounds)
+            if follow_up is None:
+                results[due.index] = Polled(item.record.duration, item.calls, now - item.record.settle_at)
+            else:
+                seq += 1
+                heapq.heappush(polls, _Due(now + follow_up, seq, due.index))
         else:
+            index, overtakes = waiting_posts.popleft(), 0
+            created = free_at = limiter.grant(free_at)
+            tracked[index] = _Tracked(_record(index, created, durations[index]), Track.within(bounds))
             seq += 1
-            heapq.heappush(queue, _Due(now + follow_up, seq, due.index))
+            heapq.heappush(polls, _Due(created + bounds.minimum, seq, index))
     return [results[i] for i in range(len(durations))]
 
 

@@ -10,7 +10,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,7 +41,7 @@ from bot.cc_oauth import (
 )
 
 __all__ = [
-    "TERMINAL_STATES", "MAX_TAG_IDS", "DEFAULT_SCOPE", "Tag", "Activity", "StoredTokens", "TokenStore",
+    "TERMINAL_STATES", "MAX_TAG_IDS", "MAX_OVERTAKES", "DEFAULT_SCOPE", "Tag", "Activity", "StoredTokens", "TokenStore",
     "MemoryTokenStore", "DeviceCode", "PkceRequest", "OAuthFlows", "ConstantContactClient",
     "ConstantContactError", "ReauthorizationRequired", "AuthorizationFailed", "QuotaExceeded",
     "TooManyQueuedActivities", "OutcomeUnknown", "NotFound", "BadRequest", "PermissionDenied",
@@ -124,45 +126,62 @@ class _Retryable(Exception):
         self.reason = reason
 
 
-class _FifoGate:
-    """Lets threads through one at a time, in the order they arrived."""
+# A read (status poll, preview, reconciliation) goes before queued tag-delete POSTs: a poll is what
+# makes a finished deletion's summary appear, while a queued POST only starts more work. A waiting
+# POST is passed over at most this many times in a row, so it still gets a quarter of the budget.
+MAX_OVERTAKES = 3
+
+
+class _TurnGate:
+    """Lets threads through one at a time: reads before writes, each in the order they arrived."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._next_ticket = 0
-        self._serving = 0
-        self._abandoned: set[int] = set()
+        self._waiting: dict[bool, deque[object]] = {True: deque(), False: deque()}
+        self._holder: object | None = None
+        self._overtakes = 0
 
-    def __enter__(self) -> None:
+    @contextmanager
+    def turn(self, read: bool) -> Iterator[None]:
+        ticket = object()
         with self._cond:
-            ticket = self._next_ticket
-            self._next_ticket += 1
+            self._waiting[read].append(ticket)
+            self._hand_on()
             try:
-                self._cond.wait_for(lambda: self._serving == ticket)
+                self._cond.wait_for(lambda: self._holder is ticket)
             except BaseException:
-                self._abandon(ticket)
+                self._leave(ticket, read)
                 raise
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._leave(ticket, read)
 
-    def __exit__(self, *exc_info: object) -> None:
-        with self._cond:
-            self._advance()
-
-    def _abandon(self, ticket: int) -> None:
-        if self._serving == ticket:
-            self._advance()
+    def _leave(self, ticket: object, read: bool) -> None:
+        if self._holder is ticket:
+            self._holder = None
         else:
-            self._abandoned.add(ticket)
+            self._waiting[read].remove(ticket)
+        self._hand_on()
 
-    def _advance(self) -> None:
-        self._serving += 1
-        while self._serving in self._abandoned:
-            self._abandoned.discard(self._serving)
-            self._serving += 1
+    def _hand_on(self) -> None:
+        if self._holder is not None:
+            return
+        reads, writes = self._waiting[True], self._waiting[False]
+        if reads and (not writes or self._overtakes < MAX_OVERTAKES):
+            self._holder = reads.popleft()
+            self._overtakes = self._overtakes + 1 if writes else 0
+        elif writes:
+            self._holder = writes.popleft()
+            self._overtakes = 0
+        else:
+            return
         self._cond.notify_all()
 
 
 class _FairLimiter:
-    """Process-wide request budget (pyrate-limiter sliding window), served first come, first served."""
+    """Process-wide request budget (pyrate-limiter sliding window), served in turn by `_TurnGate`."""
 
     def __init__(self, requests_per_second: float) -> None:
         if requests_per_second <= 0:
@@ -175,10 +194,10 @@ class _FairLimiter:
         # No background leaker thread: acquire() leaks old entries itself.
         factory = SingleBucketFactory(self._bucket, schedule_leak=False)
         self._limiter = Limiter(factory, buffer_ms=_LIMITER_BUFFER_MS)
-        self._gate = _FifoGate()
+        self._gate = _TurnGate()
 
-    def acquire(self) -> None:
-        with self._gate:
+    def acquire(self, read: bool) -> None:
+        with self._gate.turn(read):
             self._bucket.leak(self._bucket.now())
             if not self._limiter.try_acquire("constant-contact-api", blocking=True):
                 raise RuntimeError("rate limiter refused a single request")
@@ -332,7 +351,8 @@ class ConstantContactClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
             content = json.dumps(body).encode("utf-8")
-        self._limiter.acquire()  # after fetching the token, so a slow refresh cannot bunch requests up
+        # After fetching the token, so a slow refresh cannot bunch requests up.
+        self._limiter.acquire(read=method == "GET")
         try:
             return self._http.request(method, self._api_url + path, params=params, content=content, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:

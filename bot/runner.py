@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 30.0
 GIVE_UP_AFTER = timedelta(hours=24)
 WATCHDOG_SECONDS = 60
+POLL_EXECUTOR = "polls"  # the scheduler executor whose workers run status polls only
 
 
 def real_now() -> datetime:
@@ -61,12 +62,16 @@ class Runner:
 
     # --- scheduling --------------------------------------------------------------------------
 
-    def _schedule(self, job_id: str, func: Callable[..., None], delay: float, *args: Any) -> None:
+    def _schedule(self, job_id: str, func: Callable[..., None], delay: float, *args: Any,
+                  executor: str = "default") -> None:
         with self._scheduling:
             if self._stopping:
                 return  # the database remembers the work; recovery re-arms it at the next start
             self.scheduler.add_job(func, "date", run_date=real_now() + timedelta(seconds=delay), args=list(args),
-                                   id=job_id, replace_existing=True)
+                                   id=job_id, replace_existing=True, executor=executor)
+
+    def _schedule_poll(self, batch_id: int, delay: float) -> None:
+        self._schedule(f"poll:{batch_id}", self.poll, delay, batch_id, executor=POLL_EXECUTOR)
 
     def stop_scheduling(self) -> None:
         """Call before the scheduler shuts down: APScheduler's shutdown(wait=True) holds the job
@@ -122,7 +127,7 @@ class Runner:
             kind="batch.submitted", detail={"activity_id": activity.activity_id, "reconciled": reconciled},
             activity_id=activity.activity_id, percent_done=activity.percent_done,
         )
-        self._schedule(f"poll:{batch.id}", self.poll, self.bounds.minimum, batch.id)
+        self._schedule_poll(batch.id, self.bounds.minimum)
         # The last batch to go out announces them all, also when it went out on a retry.
         self._announce_submitted(batch.request_id)
 
@@ -168,7 +173,7 @@ class Runner:
             existing = {t.tag_id for t in self.cc().list_tags(include_count=False)}
         except ConstantContactError as error:
             log.warning("reconciliation postponed: %s", error, extra={"request_id": str(batch.request_id)})
-            self._schedule(f"reconcile:{batch_id}", self.reconcile, RETRY_SECONDS, batch_id)
+            self._schedule(f"reconcile:{batch_id}", self.reconcile, RETRY_SECONDS)
             return
         remaining = [t for t in tag_ids if t in existing]
         self.store.add_event(batch.request_id, "runner", "batch.reconciling",
@@ -195,12 +200,12 @@ class Runner:
                               "Check these tags in Constant Contact.")
             return
         except QuotaExceeded as error:
-            self._schedule(f"poll:{batch_id}", self.poll,
-                           max(self.bounds.maximum, (error.resets_at - real_now()).total_seconds() + 5), batch_id)
+            until_reset = (error.resets_at - real_now()).total_seconds() + 5
+            self._schedule_poll(batch_id, max(self.bounds.maximum, until_reset))
             return
         except ConstantContactError as error:
             log.warning("poll failed: %s", error, extra={"request_id": str(batch.request_id)})
-            self._schedule(f"poll:{batch_id}", self.poll, self.bounds.maximum, batch_id)
+            self._schedule_poll(batch_id, self.bounds.maximum)
             return
         self._record_progress(batch, activity)
 
@@ -226,7 +231,7 @@ class Runner:
         self.notifier.refresh_card(batch.request_id)
         # Re-armed last: a one-shot job that comes due while this run is still going (a slow card
         # edit) would be skipped by APScheduler, and the poll lost until the watchdog.
-        self._schedule(f"poll:{batch.id}", self.poll, polling.next_delay(observation, self.bounds), batch.id)
+        self._schedule_poll(batch.id, polling.next_delay(observation, self.bounds))
 
     def _observe(self, batch: Batch, activity: Activity) -> polling.Observation:
         now = self.clock()
@@ -358,4 +363,4 @@ class Runner:
                 return
             missing = [b for b in self.store.running_batches() if self.scheduler.get_job(f"poll:{b.id}") is None]
         for batch in missing:
-            self._schedule(f"poll:{batch.id}", self.poll, 0, batch.id)
+            self._schedule_poll(batch.id, 0)

@@ -25,7 +25,7 @@ from bot.decisions import Decisions
 from bot.intake import Intake, TagCatalog
 from bot.notifier import Notifier
 from bot.reports import Reports
-from bot.runner import Runner
+from bot.runner import POLL_EXECUTOR, Runner
 from bot.slack_outbox import SlackOutbox
 from bot.store import Credentials, Store, utc_now
 
@@ -116,12 +116,14 @@ def slack_group_lookup(client: WebClient) -> Callable[[str], list[str]]:
     return lookup
 
 
-def new_scheduler(workers: int = 16) -> BackgroundScheduler:
+def new_scheduler(workers: int = 16, poll_workers: int = 8) -> BackgroundScheduler:
     # The database is the truth; jobs live in memory and are rebuilt at start-up. A generous
-    # misfire grace time keeps a busy pool from silently skipping polls.
+    # misfire grace time keeps a busy pool from silently skipping polls. Status polls have
+    # workers of their own: a burst of approvals would otherwise hold every worker while the
+    # submissions wait for the rate limit, and finished deletions would go unseen meanwhile.
     return BackgroundScheduler(
         timezone="UTC",
-        executors={"default": SchedulerPool(workers)},
+        executors={"default": SchedulerPool(workers), POLL_EXECUTOR: SchedulerPool(poll_workers)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     )
 

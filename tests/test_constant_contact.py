@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from bot.constant_contact import (
+    MAX_OVERTAKES,
     AuthorizationFailed,
     BadRequest,
     ConstantContactClient,
@@ -400,6 +401,40 @@ def test_rate_limit_is_shared_fairly_by_threads() -> None:
         per_window[round((at - times[0]) / 1.06)][name] += 1
     for window in (1, 2):  # the first window is a burst that one thread may take alone
         assert len(per_window[window]) == 4 and max(per_window[window].values()) <= 3, per_window
+
+
+def test_reads_overtake_queued_deletes_but_never_starve_them() -> None:
+    """A status poll goes before queued tag-delete POSTs, and a waiting POST is passed over at most
+    MAX_OVERTAKES times in a row."""
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return api_json(201, {"activity_id": "a1", "state": "initialized", "status": {}})
+        return api_json(200, [])
+
+    fake = FakeConstantContact(answer)
+    writers, readers = threading.Barrier(8), threading.Barrier(8)
+
+    def delete() -> None:
+        writers.wait()
+        client.create_tags_delete(["t1"])
+
+    def read() -> None:
+        readers.wait()
+        client.user_privileges()
+
+    with make_client(fake, valid_store(), requests_per_second=8.0) as client:  # 4 per 0.525 s
+        threads = [threading.Thread(target=delete) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.2)  # the first 4 POSTs went at once; the others wait for the next window
+        threads += [threading.Thread(target=read) for _ in range(8)]
+        for thread in threads[8:]:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+    order = "".join("W" if r.method == "POST" else "R" for r in fake.api_requests)
+    assert MAX_OVERTAKES == 3
+    assert order == "WWWWW" + "RRRW" + "RRRW" + "RRW", order  # the 5th POST held the gate when the reads came
 
 
 # -- secrets stay out of logs --------------------------------------------------------------------

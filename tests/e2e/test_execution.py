@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.runner import POLL_EXECUTOR
 from bot.sandbox.world import World
 from tests.e2e.helpers import add_tags, refreshed, request_to_card
 
@@ -89,6 +90,9 @@ def test_status_question_in_the_thread_gets_the_percent_and_small_talk_gets_noth
     request_id, card = approve(world, f"{ids[0]} reason: cleanup")
     world.driver.wait_for(lambda: any(b.percent_done > 1 for b in world.store.batches(request_id)), what="progress")
     assert world.bot.services.health()["in_flight_requests"] == 1
+    batch_id = world.store.batches(request_id)[0].id
+    poll_job = world.driver.wait_for(lambda: world.bot.services.scheduler.get_job(f"poll:{batch_id}"), what="the poll")
+    assert poll_job.executor == POLL_EXECUTOR  # not behind submissions waiting for the rate limit
     replies_before = len(world.slack.thread(world.channel, card.ts))
     world.driver.post_message(world.people.outsider, world.channel, "nice weather today", thread_ts=card.ts)
     world.driver.post_message(world.people.outsider, world.channel, "status?", thread_ts=card.ts)
