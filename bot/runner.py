@@ -173,7 +173,7 @@ class Runner:
             existing = {t.tag_id for t in self.cc().list_tags(include_count=False)}
         except ConstantContactError as error:
             log.warning("reconciliation postponed: %s", error, extra={"request_id": str(batch.request_id)})
-            self._schedule(f"reconcile:{batch_id}", self.reconcile, RETRY_SECONDS)
+            self._schedule(f"reconcile:{batch_id}", self.reconcile, RETRY_SECONDS, batch_id)
             return
         remaining = [t for t in tag_ids if t in existing]
         self.store.add_event(batch.request_id, "runner", "batch.reconciling",
