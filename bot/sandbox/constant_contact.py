@@ -268,6 +268,9 @@ def bearer_token(header: str | None) -> str:
 
 class _SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a burst of connections from the bot's threads
+    # would be refused or reset before the accept loop catches up.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: "ConstantContactSimulator") -> None:
         super().__init__(address, _Handler)

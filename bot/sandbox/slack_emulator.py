@@ -575,6 +575,9 @@ class _RateLimiter:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a burst of connections from the bot's threads
+    # would be refused or reset before the accept loop catches up.
+    request_queue_size = 128
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], emulator: SlackEmulator) -> None:
