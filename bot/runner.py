@@ -38,6 +38,7 @@ RETRY_SECONDS = 30.0
 GIVE_UP_AFTER = timedelta(hours=24)
 WATCHDOG_SECONDS = 60
 POLL_EXECUTOR = "polls"  # the scheduler executor whose workers run status polls only
+HOUSEKEEPING_EXECUTOR = "housekeeping"  # periodic sweeps, never queued behind submissions
 
 
 def real_now() -> datetime:
@@ -56,8 +57,9 @@ class Runner:
         self.clock = clock
         self.reconcile_after = settings.reconcile_delay_seconds
         self._tracks: dict[int, polling.Track] = {}  # per batch: what its polls saw
+        self._poll_due: dict[int, float] = {}  # per batch: when its latest poll was due (monotonic)
         self._lock = threading.Lock()
-        self._scheduling = threading.Lock()
+        self._scheduling = threading.RLock()
         self._stopping = False
 
     # --- scheduling --------------------------------------------------------------------------
@@ -71,6 +73,8 @@ class Runner:
                                    id=job_id, replace_existing=True, executor=executor)
 
     def _schedule_poll(self, batch_id: int, delay: float) -> None:
+        with self._lock:
+            self._poll_due[batch_id] = time.monotonic() + delay
         self._schedule(f"poll:{batch_id}", self.poll, delay, batch_id, executor=POLL_EXECUTOR)
 
     def stop_scheduling(self) -> None:
@@ -260,7 +264,13 @@ class Runner:
     def _lost(self, batch: Batch, why: str) -> None:
         self.store.transition_batch(batch.id, [batch.state], BatchState.LOST, kind="batch.lost",
                                     detail={"why": why}, errors=[why], finished_at=self.clock())
+        self._forget(batch.id)
         self.finish_if_done(batch.request_id)
+
+    def _forget(self, batch_id: int) -> None:
+        with self._lock:
+            self._tracks.pop(batch_id, None)
+            self._poll_due.pop(batch_id, None)
 
     def _batch_ended(self, batch: Batch, activity: Activity) -> None:
         won = self.store.transition_batch(
@@ -272,8 +282,7 @@ class Runner:
         )
         if not won:
             return
-        with self._lock:
-            self._tracks.pop(batch.id, None)
+        self._forget(batch.id)
         if activity.state != BatchState.COMPLETED or activity.errors:
             errors = "; ".join(activity.errors[:3]) or "no details given"
             self.notifier.post_once(batch.request_id, f"batch:{batch.batch_no}:problem",
@@ -354,13 +363,24 @@ class Runner:
                 if self.store.notices(request.id).get(SUMMARY_KEY) != "posted":
                     self.post_summary(request.id)
         self.scheduler.add_job(self.watchdog, "interval", seconds=WATCHDOG_SECONDS, id="watchdog",
-                               replace_existing=True)
+                               replace_existing=True, executor=HOUSEKEEPING_EXECUTOR)
 
     def watchdog(self) -> None:
         """Every running batch has a poll job; a job lost to an error is re-armed here."""
-        with self._scheduling:
-            if self._stopping:
-                return
-            missing = [b for b in self.store.running_batches() if self.scheduler.get_job(f"poll:{b.id}") is None]
-        for batch in missing:
-            self._schedule_poll(batch.id, 0)
+        for batch in self.store.running_batches():
+            with self._scheduling:  # so that the poll's own re-arm cannot come between check and add
+                if self._stopping:
+                    return  # get_job would wait for the lock that shutdown holds while it waits for us
+                if self._poll_lost(batch.id):
+                    self._schedule_poll(batch.id, 0)
+
+    def _poll_lost(self, batch_id: int) -> bool:
+        # APScheduler drops a one-shot job from its store when it comes due, so a poll waiting for
+        # a worker or running (it re-arms itself at the end) has no job either. Re-arming one of
+        # those makes a second run that APScheduler skips, dropping it, and can replace the poll's
+        # own re-arm. A poll is lost when it has no job and was due more than a sweep ago.
+        if self.scheduler.get_job(f"poll:{batch_id}") is not None:
+            return False
+        with self._lock:
+            due = self._poll_due.get(batch_id)
+        return due is None or time.monotonic() - due > WATCHDOG_SECONDS

@@ -25,7 +25,7 @@ from bot.decisions import Decisions
 from bot.intake import Intake, TagCatalog
 from bot.notifier import Notifier
 from bot.reports import Reports
-from bot.runner import POLL_EXECUTOR, Runner
+from bot.runner import HOUSEKEEPING_EXECUTOR, POLL_EXECUTOR, Runner
 from bot.slack_outbox import SlackOutbox
 from bot.store import Credentials, Store, utc_now
 
@@ -123,7 +123,8 @@ def new_scheduler(workers: int = 16, poll_workers: int = 8) -> BackgroundSchedul
     # submissions wait for the rate limit, and finished deletions would go unseen meanwhile.
     return BackgroundScheduler(
         timezone="UTC",
-        executors={"default": SchedulerPool(workers), POLL_EXECUTOR: SchedulerPool(poll_workers)},
+        executors={"default": SchedulerPool(workers), POLL_EXECUTOR: SchedulerPool(poll_workers),
+                   HOUSEKEEPING_EXECUTOR: SchedulerPool(2)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     )
 
@@ -199,7 +200,7 @@ class Services:
         self.runner.recover()
         self.scheduler.add_job(
             self.decisions.expire_overdue, "interval", seconds=EXPIRY_SWEEP_SECONDS, id="expire-overdue",
-            replace_existing=True,
+            replace_existing=True, executor=HOUSEKEEPING_EXECUTOR,
         )
 
     def stop(self) -> None:

@@ -13,7 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.config import Settings
 from bot.constant_contact import Activity, ServiceUnavailable, Tag
 from bot.lifecycle import BatchState
-from bot.runner import POLL_EXECUTOR, Runner
+from bot.runner import POLL_EXECUTOR, WATCHDOG_SECONDS, Runner
 from bot.runtime import new_scheduler
 from bot.store import NewTag, Store
 
@@ -52,6 +52,13 @@ def submitting_batch(store: Store, activity_id: str | None = None) -> int:
     return batch_id
 
 
+def running_batch(store: Store, activity_id: str) -> int:
+    batch_id = submitting_batch(store)
+    assert store.transition_batch(batch_id, [BatchState.SUBMITTING], BatchState.INITIALIZED, kind="batch.submitted",
+                                  activity_id=activity_id)
+    return batch_id
+
+
 def runner_for(store: Store, cc: UnreachableConstantContact, scheduler: BackgroundScheduler) -> Runner:
     # The scheduler is never started: add_job keeps the jobs pending, where get_job finds them.
     return Runner(store, lambda: cc, cast(Any, None), scheduler, Settings(), lambda: datetime.now(UTC))
@@ -84,3 +91,19 @@ def test_a_failed_poll_is_retried_on_the_poll_workers(store: Store) -> None:
     assert job is not None and job.executor == POLL_EXECUTOR
     run_job(scheduler, f"poll:{batch_id}")
     assert cc.calls == ["get_activity activity-1", "get_activity activity-1"]
+
+
+def test_the_watchdog_rearms_a_lost_poll_and_leaves_one_in_flight(store: Store) -> None:
+    """APScheduler drops a one-shot job when it comes due: a poll waiting for a worker or running has
+    no job. A second one armed then would be skipped as a duplicate and could replace the first's
+    own re-arm, so only a poll that has had no job for a whole sweep counts as lost."""
+    cc, scheduler = UnreachableConstantContact(), new_scheduler()
+    never_armed, in_flight, stale = (running_batch(store, f"activity-{n}") for n in (1, 2, 3))
+    runner = runner_for(store, cc, scheduler)
+    for batch_id, due in ((in_flight, 0.0), (stale, -WATCHDOG_SECONDS - 1)):
+        runner._schedule_poll(batch_id, due)
+        scheduler.remove_job(f"poll:{batch_id}")  # came due and was handed to a worker
+    runner.watchdog()
+    assert scheduler.get_job(f"poll:{never_armed}") is not None  # e.g. after a restart
+    assert scheduler.get_job(f"poll:{in_flight}") is None
+    assert scheduler.get_job(f"poll:{stale}") is not None
