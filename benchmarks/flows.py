@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -171,7 +172,7 @@ def click_all(driver: SlackDriver, user: str, targets: Sequence[Message | Epheme
 
 
 def query(db_path: Path, sql: str, *args: object) -> list[tuple]:
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10) as conn:
+    with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)) as conn:
         return conn.execute(sql, args).fetchall()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ class Scene:
         self.driver = SlackDriver(self.slack, f"{self.bot.url}/slack/events", SIGNING_SECRET)
 
     def query(self, sql: str, *args: object) -> list[tuple]:
-        with sqlite3.connect(self.db, timeout=10) as conn:
+        with closing(sqlite3.connect(self.db, timeout=10)) as conn:
             return conn.execute(sql, args).fetchall()
 
     def restart(self) -> None:

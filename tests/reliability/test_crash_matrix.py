@@ -11,6 +11,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,9 @@ class Rig:
         self.driver = SlackDriver(self.slack, f"{self.bot.url}/slack/events", SIGNING_SECRET)
 
     def query(self, sql: str, *args: object) -> list[tuple]:
-        with sqlite3.connect(self.db, timeout=10) as conn:
+        # sqlite3's own `with` commits but does not close: a connection left open holds its file
+        # until the garbage collector gets to it, and the crash matrix opens hundreds.
+        with closing(sqlite3.connect(self.db, timeout=10)) as conn:
             return conn.execute(sql, args).fetchall()
 
     def wait(self, sql: str, what: str, timeout: float = 20.0, *args: object) -> list[tuple]:

@@ -11,6 +11,7 @@ import random
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -105,7 +106,7 @@ def assert_consistent(world: World, count: int) -> None:
         assert kinds.count("request.confirmed") == (request.card_ts is not None) == (request.state != "draft")
         assert kinds.count("request.cancelled") == (request.state == "cancelled")
     assert world.cc.activities() == []
-    with sqlite3.connect(Path(world.env["DELETETAGS_DB"])) as db:
+    with closing(sqlite3.connect(Path(world.env["DELETETAGS_DB"]))) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         duplicates = db.execute("SELECT request_id, user_id, COUNT(*) FROM approvals GROUP BY 1, 2 HAVING COUNT(*) > 1")
         assert duplicates.fetchall() == []

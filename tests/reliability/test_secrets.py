@@ -9,6 +9,7 @@ import io
 import logging
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,7 @@ def slack_texts(world: World) -> str:
 def database_text(db_path: Path) -> str:
     """Every row of every table but the one that must hold the Constant Contact tokens."""
     rows = []
-    with sqlite3.connect(db_path) as db:
+    with closing(sqlite3.connect(db_path)) as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         for table in tables:
             if table != "credentials":
