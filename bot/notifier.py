@@ -43,7 +43,6 @@ class CardNotPosted(Exception):
         self.advice = advice
 
 
-
 class Notifier:
     def __init__(self, store: Store, client: WebClient, approvers: ApproverDirectory,
                  progress: Callable[[int], blocks.Progress | None] | None = None,

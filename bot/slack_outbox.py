@@ -232,7 +232,8 @@ class SlackOutbox:
                 return
             item.attempts += 1
             if item.attempts < self.max_attempts and not self._stopping:
-                item.not_before = self.clock() + min(60.0, self.retry_seconds * 2.0 ** (item.attempts - 1)) / self.speedup
+                backoff = min(60.0, self.retry_seconds * 2.0 ** (item.attempts - 1))
+                item.not_before = self.clock() + backoff / self.speedup
                 self._pending.insert(0, item)
                 return
         log.warning("Slack refused %s %d times (%s); giving up", item.what, item.attempts, slack_error(error),

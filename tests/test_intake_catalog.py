@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot import tags
 from bot.intake import TagCatalog
+from bot.sandbox.world import ManualClock
 
 U1 = "0b9c1e2a-5f3d-4c1b-9a7e-1234567890ab"
 U2 = "11111111-2222-3333-4444-555555555555"
@@ -30,19 +31,11 @@ class Account:
         return list(self.listing)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_one_fetch_and_one_index_within_the_ttl() -> None:
-    account, clock = Account(), Clock()
+    account, clock = Account(), ManualClock()
     catalog = TagCatalog(account, ttl_seconds=60, clock=clock)
     first = catalog.index()
-    clock.now += 59.9
+    clock.advance(59.9)
     assert catalog.index() is first
     assert catalog.tags() == [AccountTag(U1, "Spring", 3)]
     assert account.fetches == 1
@@ -51,11 +44,11 @@ def test_one_fetch_and_one_index_within_the_ttl() -> None:
 
 
 def test_the_index_follows_the_listing_after_the_ttl() -> None:
-    account, clock = Account(), Clock()
+    account, clock = Account(), ManualClock()
     catalog = TagCatalog(account, ttl_seconds=60, clock=clock)
     first = catalog.index()
     account.listing.append(AccountTag(U2, "Summer", None))
-    clock.now += 60
+    clock.advance(60)
     second = catalog.index()
     assert second is not first
     assert set(second.by_id) == {U1, U2}
@@ -66,7 +59,7 @@ def test_the_index_follows_the_listing_after_the_ttl() -> None:
 
 def test_forget_fetches_again() -> None:
     account = Account()
-    catalog = TagCatalog(account, clock=Clock())
+    catalog = TagCatalog(account, clock=ManualClock())
     first = catalog.index()
     catalog.forget()
     assert catalog.index() is not first

@@ -139,7 +139,8 @@ def test_events_filter_by_actor_and_date(store: Store) -> None:
 
 
 def test_requests_are_counted_by_state(store: Store) -> None:
-    first, second = new_request(store), new_request(store)
+    new_request(store)
+    second = new_request(store)
     store.transition(second, RequestState.AWAITING_APPROVAL, actor="U0REQ", kind="request.confirmed")
     assert store.count_requests(["draft"]) == 1
     assert store.count_requests(["draft", "awaiting_approval"]) == 2
