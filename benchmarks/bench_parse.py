@@ -131,6 +131,6 @@ def run(sizes: ParseSizes) -> Outcome:
         outcome.rows += compare(sample, sizes.repeats)
         selection = product(sample.data, sample.filename)
         outcome.notes.append(f"{sample.name}: parse_file found {len(selection.ids):,} ids, {len(selection.names):,} "
-                             f"names, {len(selection.junk):,} junk lines, {selection.duplicates:,} duplicates; "
+                             f"names, {selection.junk_count:,} junk lines, {selection.duplicates:,} duplicates; "
                              f"the baseline found {len(stdlib_baseline(sample.data, sample.filename)):,} ids.")
     return outcome

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import bench_ack, bench_memory, bench_parse, bench_polling, bench_quota, bench_slack, report
+from benchmarks import (bench_ack, bench_junk, bench_memory, bench_parse, bench_polling, bench_quota, bench_slack,
+                        report)
 from benchmarks.harness import Outcome, load_average, machine
 
 HERE = Path(__file__).resolve().parent
@@ -26,12 +27,13 @@ class Plan:
     quota: bench_quota.QuotaSizes
     slack: bench_slack.SlackSizes
     memory: bench_memory.MemorySizes
+    junk: bench_junk.JunkSizes
 
 
 FULL = Plan(bench_ack.AckSizes(), bench_parse.ParseSizes(), bench_polling.PollingSizes(), bench_quota.QuotaSizes(),
-            bench_slack.SlackSizes(), bench_memory.MemorySizes())
+            bench_slack.SlackSizes(), bench_memory.MemorySizes(), bench_junk.JunkSizes())
 QUICK = Plan(bench_ack.QUICK, bench_parse.QUICK, bench_polling.QUICK, bench_quota.QUICK, bench_slack.QUICK,
-             bench_memory.QUICK)
+             bench_memory.QUICK, bench_junk.QUICK)
 
 
 def benchmarks(plan: Plan) -> dict[str, Callable[[Path], Outcome]]:
@@ -42,6 +44,7 @@ def benchmarks(plan: Plan) -> dict[str, Callable[[Path], Outcome]]:
         "quota": lambda d: bench_quota.run(d, plan.quota),
         "slack": lambda d: bench_slack.run(d, plan.slack),
         "memory": lambda d: bench_memory.run(d, plan.memory),
+        "junk": lambda d: bench_junk.run(plan.junk),
     }
 
 

@@ -36,13 +36,15 @@ def cli() -> None:
 @click.option("--port", type=int, default=None, help="HTTP port (default: $PORT or 3000).")
 def run(socket: bool, port: int | None) -> None:
     """Run the bot: Socket Mode with SLACK_APP_TOKEN, else HTTP on $PORT at /slack/events."""
-    from bot.process import BotProcess
+    from bot.process import BotProcess, slack_token_accepted
 
     environ = dict(os.environ)
     if port is not None:
         environ["PORT"] = str(port)
     socket_mode = socket or bool(environ.get("SLACK_APP_TOKEN", "").strip())
     settings = settings_or_exit(NEEDS_RUN_SOCKET if socket_mode else NEEDS_RUN_HTTP, environ)
+    if not slack_token_accepted(settings):
+        sys.exit(2)  # the log says why and how to fix it, as for any other setting that needs attention
     process = BotProcess(settings, socket_mode=socket_mode)
     process.start(serve_http_in_thread=False)
     process.serve_forever()

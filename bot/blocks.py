@@ -11,14 +11,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.mrkdwn import TEXT_LIMIT, fit_lines, one_line, outside_text
+from bot.tag_changes import is_large
+
 Block = dict[str, Any]
 SECTION_LIMIT = 2900
 LISTED_TAGS = 15
+NAME_SHOWN = 100  # characters of a name in a list of problems
+REASON_SHOWN = 2_500  # characters of a reason: with the words around it, within a section
 
 ACTION_CONFIRM = "request_approval"
 ACTION_CANCEL = "cancel_request"
 ACTION_APPROVE = "approve_request"
 ACTION_REJECT = "reject_request"
+ACTION_SHOW_TAGS = "show_all_tags"
 VIEW_NEW_REQUEST = "new_request"
 VIEW_REJECT_REASON = "reject_reason"
 VIEW_CONFIRM_REASON = "confirm_reason"
@@ -56,6 +62,7 @@ class PreviewView:
     duplicates: int = 0
     junk_summary: str | None = None
     reason: str | None = None
+    large_threshold: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,10 +93,13 @@ class CardView:
     progress: Progress | None = None
     outcome: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    large_threshold: int = 0
+    changes_since_approval: Sequence[str] = ()  # plain text; shown while approvers decide again
+    started: bool = False  # a batch went out before the request was stopped for approval again
 
 
 def plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text[:150], "emoji": True}
+    return {"type": "plain_text", "text": one_line(text)[:150], "emoji": True}
 
 
 def section(text: str) -> Block:
@@ -109,9 +119,7 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> d
     return element
 
 
-def escape(text: str) -> str:
-    """Slack mrkdwn control characters; tag names are user data and must not become links."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+escape = outside_text  # the one rule for outside text (bot.mrkdwn), under the name callers know
 
 
 def plural(noun: str) -> str:
@@ -124,13 +132,31 @@ def count(n: int | None, noun: str) -> str:
     return f"{n:,} {noun if n == 1 else plural(noun)}"
 
 
-def tag_list(tags: Sequence[TagLine], limit: int = LISTED_TAGS) -> str:
-    lines = [
-        f"• *{escape(t.name)}* `{t.tag_id}` — {count(t.contacts_count, 'contact')}" for t in tags[:limit]
-    ]
-    if len(tags) > limit:
-        lines.append(f"…and {len(tags) - limit:,} more")
-    return "\n".join(lines)
+def largest_first(tags: Sequence[TagLine]) -> list[TagLine]:
+    """The order people read tags in: the ones that touch the most contacts first."""
+    return sorted(tags, key=lambda t: (-(t.contacts_count or 0), t.name.casefold(), t.tag_id))
+
+
+def is_large_tag(tag: TagLine, threshold: int) -> bool:
+    return is_large(tag.contacts_count, threshold)
+
+
+def tag_line(tag: TagLine, large_threshold: int = 0) -> str:
+    flag = " :warning: *large*" if is_large_tag(tag, large_threshold) else ""
+    return f"• *{escape(tag.name)}* `{escape(tag.tag_id)}` — {count(tag.contacts_count, 'contact')}{flag}"
+
+
+def tag_list(tags: Sequence[TagLine], limit: int = LISTED_TAGS, large_threshold: int = 0) -> str:
+    ordered = largest_first(tags)
+    lines = [tag_line(t, large_threshold) for t in ordered[:limit]]
+    return fit_lines(lines, SECTION_LIMIT, lambda left: f"…and {left:,} smaller", len(ordered) - len(lines))
+
+
+def large_tags_line(tags: Sequence[TagLine], threshold: int) -> str | None:
+    large = sum(1 for t in tags if is_large_tag(t, threshold))
+    if not large:
+        return None
+    return f":warning: *{count(large, 'large tag')}* ({threshold:,} contacts or more): check {'it' if large == 1 else 'them'} before approving."
 
 
 def progress_bar(percent: int, width: int = 20) -> str:
@@ -145,16 +171,17 @@ def progress_bar(percent: int, width: int = 20) -> str:
 def _preview_problems(view: PreviewView) -> list[str]:
     problems = []
     if view.unknown_ids:
-        shown = ", ".join(f"`{i}`" for i in view.unknown_ids[:10])
+        shown = ", ".join(f"`{escape(i, NAME_SHOWN)}`" for i in view.unknown_ids[:10])
         more = f" …and {len(view.unknown_ids) - 10:,} more" if len(view.unknown_ids) > 10 else ""
         problems.append(f":grey_question: {count(len(view.unknown_ids), 'id')} matched no tag: {shown}{more}")
     if view.unknown_names:
-        shown = ", ".join(f"“{escape(n)}”" for n in view.unknown_names[:10])
+        shown = ", ".join(f"“{escape(n, NAME_SHOWN)}”" for n in view.unknown_names[:10])
         more = f" …and {len(view.unknown_names) - 10:,} more" if len(view.unknown_names) > 10 else ""
         problems.append(f":grey_question: {count(len(view.unknown_names), 'name')} matched no tag: {shown}{more}")
     for name, candidates in view.ambiguous[:5]:
-        options = "; ".join(f"*{escape(c.name)}* `{c.tag_id}`" for c in candidates[:5])
-        problems.append(f":warning: “{escape(name)}” matches several tags ({options}). Use the id instead.")
+        options = "; ".join(f"*{escape(c.name, NAME_SHOWN)}* `{escape(c.tag_id)}`" for c in candidates[:5])
+        problems.append(f":warning: “{escape(name, NAME_SHOWN)}” matches several tags ({options}). "
+                        "Use the id instead.")
     if view.duplicates:
         problems.append(f":recycle: {count(view.duplicates, 'duplicate')} dropped.")
     if view.junk_summary:
@@ -168,12 +195,15 @@ def preview_blocks(view: PreviewView) -> list[Block]:
         f"removing them from *{count(view.total_contacts, 'contact')}* in total "
         f"({count(view.batch_count, 'Constant Contact activity')})."
     )
-    blocks = [section(header), section(tag_list(view.tags))]
+    blocks = [section(header), section(tag_list(view.tags, large_threshold=view.large_threshold))]
+    large = large_tags_line(view.tags, view.large_threshold)
+    if large:
+        blocks.append(section(large))
     problems = _preview_problems(view)
     if problems:
-        blocks.append(section("\n".join(problems)))
+        blocks.append(section(fit_lines(problems, SECTION_LIMIT, lambda left: f"…and {left:,} more like these")))
         blocks.append(context("Entries that matched nothing or several tags are left out: they will not be deleted."))
-    reason = f"Reason: {escape(view.reason)}" if view.reason else "You will be asked for a reason."
+    reason = f"Reason: {escape(view.reason, REASON_SHOWN)}" if view.reason else "You will be asked for a reason."
     blocks.append(context(f"{reason} Nothing is deleted until an approver approves. Deleted tags cannot be restored."))
     value = str(view.request_id)
     blocks.append(
@@ -197,16 +227,25 @@ def preview_text(view: PreviewView) -> str:
 
 
 def _card_status(view: CardView) -> str:
+    if view.started and view.state in ("rejected", "cancelled"):
+        return _plain_status(view) + " Batches sent before the tags changed are listed in the thread."
+    return _plain_status(view)
+
+
+def _plain_status(view: CardView) -> str:
     label = STATE_LABELS.get(view.state, view.state)
     if view.state == "awaiting_approval":
         so_far = ", ".join(f"<@{u}>" for u in view.approvals) or "none yet"
         expiry = f" Expires <!date^{int(view.expires_at.timestamp())}^{{date_short_pretty}} {{time}}|{view.expires_at:%Y-%m-%d %H:%M} UTC>." if view.expires_at else ""
         return f"*Status:* {label} — approvals {len(view.approvals)} of {view.required_approvals} ({so_far}).{expiry}"
     if view.state == "rejected":
-        why = escape(view.rejection_reason or "no reason given")
+        why = escape(view.rejection_reason or "no reason given", REASON_SHOWN)
         return f"*Status:* :no_entry: Rejected by <@{view.decided_by}>: {why}"
     if view.state == "cancelled":
         return f"*Status:* :heavy_multiplication_x: Cancelled by <@{view.decided_by or view.requester_id}>."
+    if view.state == "expired" and view.started:
+        return ("*Status:* :hourglass: Expired: nobody approved the changed tags in time. The batches not yet "
+                "sent were not deleted; the thread lists what was.")
     if view.state == "expired":
         return "*Status:* :hourglass: Expired: nobody decided in time. Nothing was deleted."
     approved = ", ".join(f"<@{u}>" for u in view.approvals)
@@ -223,13 +262,21 @@ def card_blocks(view: CardView) -> list[Block]:
         f"({count(view.batch_count, 'activity')})."
     )
     blocks = [section(intro)]
-    blocks.append(section(f"*Reason:* {escape(view.reason or '—')}"))
-    blocks.append(section(tag_list(view.tags)))
+    if view.state == "awaiting_approval" and view.changes_since_approval:
+        blocks.append(section(_changes_note(view)))
+    large = large_tags_line(view.tags, view.large_threshold)
+    if large:
+        blocks.append(section(large))
+    blocks.append(section(f"*Reason:* {escape(view.reason or '—', REASON_SHOWN)}"))
+    blocks.append(section(tag_list(view.tags, large_threshold=view.large_threshold)))
     if view.progress is not None:
         blocks.append(section(progress_line(view.progress)))
     blocks.append(section(_card_status(view)))
+    value = str(view.request_id)
+    # Also on a finished request with failures: the summary's list of tags not deleted may be cut.
+    long_or_failed = len(view.tags) > LISTED_TAGS or view.state in ("completed_with_errors", "failed")
+    see_all = [button(f"See all {len(view.tags):,} tags", ACTION_SHOW_TAGS, value)] if long_or_failed else []
     if view.state == "awaiting_approval":
-        value = str(view.request_id)
         if view.approver_mention:
             blocks.append(context(f"Approvers: {view.approver_mention}. Deleted tags cannot be restored."))
         blocks.append(
@@ -240,10 +287,39 @@ def card_blocks(view: CardView) -> list[Block]:
                     button("Approve", ACTION_APPROVE, value, "primary"),
                     button("Reject", ACTION_REJECT, value, "danger"),
                     button("Cancel request", ACTION_CANCEL, value),
+                    *see_all,
                 ],
             }
         )
+    elif see_all:
+        blocks.append({"type": "actions", "block_id": f"card_tags:{view.request_id}", "elements": see_all})
     return blocks
+
+
+def _change_lines(changes: Sequence[str], budget: int) -> str:
+    lines = [f"• {escape(line, 300)}" for line in changes[:10]]
+    return fit_lines(lines, budget, lambda left: f"…and {left:,} more", len(changes) - len(lines))
+
+
+def _changes_note(view: CardView) -> str:
+    head = (":raised_hand: *Changed since the approval*: nothing more is deleted until this is approved again "
+            "(the names and counts below are the current ones).\n")
+    return head + _change_lines(view.changes_since_approval, SECTION_LIMIT - len(head))
+
+
+def changed_since_approval_text(request_id: int, batch_no: int, batches_sent: int, changes: Sequence[str],
+                                approver_mention: str) -> str:
+    """The thread note when the check before a delete POST finds that approved tags changed."""
+    sent = (f"{count(batches_sent, 'batch')} had already gone to Constant Contact; " if batches_sent else "")
+    head = (f":raised_hand: {approver_mention}: request #{request_id} is stopped before batch {batch_no + 1}: "
+            f"{count(len(changes), 'tag')} changed since the approval. {sent}nothing more is deleted until "
+            "the request is approved again on the card.\n")
+    return head + _change_lines(changes, SECTION_LIMIT - len(head))
+
+
+def changed_since_approval_dm(request_id: int, changed: int) -> str:
+    return (f":raised_hand: Your deletion request #{request_id} is stopped: {count(changed, 'tag')} changed in "
+            "Constant Contact after the approval, so the approvers are asked again. See the card's thread.")
 
 
 def card_text(view: CardView) -> str:
@@ -350,14 +426,19 @@ def summary_text(requester_id: str, request_id: int, summary: Any, approvers: Se
         f"{icon} <@{requester_id}> request #{request_id} is finished: *{summary.deleted:,} of {total:,} "
         f"tags deleted* {where} ({duration(started, finished)}).",
     ]
+    approved = ["Approved by " + ", ".join(f"<@{a}>" for a in approvers) + "."] if approvers else []
     if summary.missing:
         lines.append(f"*Not deleted ({len(summary.missing):,}):*")
-        lines += [f"• *{escape(m.name)}* `{m.tag_id}` — {escape(m.reason)}" for m in summary.missing[:listed]]
-        if len(summary.missing) > listed:
-            lines.append(f"…and {len(summary.missing) - listed:,} more (`deletetags-bot audit --request {request_id}`)")
-    if approvers:
-        lines.append("Approved by " + ", ".join(f"<@{a}>" for a in approvers) + ".")
-    return "\n".join(lines)
+        room = TEXT_LIMIT - len("\n".join([*lines, *approved])) - 1
+        lines.append(not_deleted_list(summary.missing, request_id, listed, room))
+    return "\n".join([*lines, *approved])
+
+
+def not_deleted_list(missing: Sequence[Any], request_id: int, listed: int, budget: int) -> str:
+    """One line per tag not deleted (a summary's reasons are mrkdwn already), within `budget` characters."""
+    lines = [f"• *{escape(m.name)}* `{escape(m.tag_id)}` — {m.reason}" for m in missing[:listed]]
+    return fit_lines(lines, budget, lambda left: f"…and {left:,} more: *See all tags* on the card lists them first",
+                     len(missing) - len(lines))
 
 
 # --- App Home ---------------------------------------------------------------------------------
@@ -372,7 +453,7 @@ def home_blocks(mine: Sequence[tuple[int, str, int, str | None]],
         for request_id, requester, tags, contacts, reason in waiting[:10]:
             value = str(request_id)
             out.append(section(f"*#{request_id}* from <@{requester}>: {count(tags, 'tag')} on "
-                               f"{count(contacts, 'contact')}. Reason: {escape(reason or '—')}"))
+                               f"{count(contacts, 'contact')}. Reason: {escape(reason or '—', REASON_SHOWN)}"))
             out.append({"type": "actions", "block_id": f"home:{request_id}", "elements": [
                 button("Approve", ACTION_APPROVE, value, "primary"), button("Reject", ACTION_REJECT, value, "danger")]})
         out.append({"type": "divider"})
@@ -381,5 +462,5 @@ def home_blocks(mine: Sequence[tuple[int, str, int, str | None]],
         out.append(context("None yet. Type `/deletetags` in a channel, or drop a CSV here in Messages."))
     for request_id, state, tags, reason in mine:
         out.append(section(f"*#{request_id}* — {STATE_LABELS.get(state, state)}, {count(tags, 'tag')}. "
-                           f"{escape(reason or '')}"))
+                           f"{escape(reason or '', REASON_SHOWN)}"))
     return out[:100]

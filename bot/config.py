@@ -6,17 +6,21 @@ command needs, and raises one `SettingsError` naming every problem at once.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CC_API_URL = "https://api.cc.email/v3"
 DEFAULT_CC_AUTH_URL = "https://authz.constantcontact.com/oauth2/default/v1"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+# Base URLs whose requests carry a token: plain http is accepted only on this machine.
+TOKEN_URLS = (("slack_api_url", "SLACK_API_URL"), ("cc_api_url", "CC_API_URL"), ("cc_auth_url", "CC_AUTH_URL"))
 
 
 class Secret:
@@ -59,12 +63,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SLACK_BOT_TOKEN", None, "the Bot User OAuth Token, xoxb-…", secret=True),
     Setting("SLACK_SIGNING_SECRET", None, "the app's Signing Secret (Basic Information page)", secret=True),
     Setting("SLACK_APP_TOKEN", None, "an app-level token with connections:write, xapp-… (Socket Mode only)", secret=True),
-    Setting("SLACK_API_URL", DEFAULT_SLACK_API_URL, "an http(s) URL ending in /api/"),
+    Setting("SLACK_API_URL", DEFAULT_SLACK_API_URL, "an https URL ending in /api/ (http only on 127.0.0.1, ::1 or localhost)"),
     Setting("CC_CLIENT_ID", None, "the API key (client id) of your Constant Contact application"),
     Setting("CC_CLIENT_SECRET", None, "the client secret of that application (not needed for the device flow)", secret=True),
     Setting("CC_REFRESH_TOKEN", None, "a refresh token, first run only (or run `deletetags-bot cc-auth`)", secret=True),
-    Setting("CC_API_URL", DEFAULT_CC_API_URL, "an http(s) URL such as https://api.cc.email/v3"),
-    Setting("CC_AUTH_URL", DEFAULT_CC_AUTH_URL, "an http(s) URL; the token endpoint is $CC_AUTH_URL/token"),
+    Setting("CC_API_URL", DEFAULT_CC_API_URL, "an https URL such as https://api.cc.email/v3 (http only on 127.0.0.1, ::1 or localhost)"),
+    Setting("CC_AUTH_URL", DEFAULT_CC_AUTH_URL, "an https URL; the token endpoint is $CC_AUTH_URL/token (http only on 127.0.0.1, ::1 or localhost)"),
     Setting("DELETETAGS_DB", "deletetags.db", "a path to the SQLite file"),
     Setting("APPROVER_IDS", "", "comma-separated Slack user ids such as U012ABCDEF,U034GHIJKL"),
     Setting("APPROVER_GROUP", "", "a Slack user group id (S…) or handle such as @team-leads"),
@@ -73,6 +77,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("APPROVAL_TTL_HOURS", "24", "a number of hours greater than 0, such as 24 or 0.5"),
     Setting("PORT", "3000", "a TCP port number from 1 to 65535 (0: any free port)"),
     Setting("HOST", "0.0.0.0", "the address the HTTP server listens on, such as 0.0.0.0 or 127.0.0.1"),
+    Setting("HEALTH_DETAILS", "false", "true or false: /healthz shows its full report to any client, not only to this host"),
     Setting("LOG_LEVEL", "INFO", "one of " + ", ".join(LOG_LEVELS)),
     Setting("LOG_FORMAT", "text", "text or json"),
     Setting("POLL_MIN_SECONDS", "2", "seconds between activity polls at the shortest, a number > 0"),
@@ -80,6 +85,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RECONCILE_DELAY_SECONDS", "30", "seconds to wait before checking a submission whose outcome is unknown, a number > 0"),
     Setting("MAX_FILE_MB", "5", "the largest uploaded file accepted, in MB, a number > 0"),
     Setting("MAX_ENTRIES", "5000", "the most tag entries one request may carry, a whole number > 0"),
+    Setting("MAX_FILES_PER_MESSAGE", "3", "the most files read from one message, a whole number > 0"),
+    Setting("LARGE_TAG_CONTACTS", "10000", "contacts from which a tag is flagged as large on the card, a whole number > 0"),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -119,6 +126,7 @@ class Settings:
     approval_ttl_hours: float = 24.0
     port: int = 3000
     host: str = "0.0.0.0"
+    health_details: bool = False
     log_level: str = "INFO"
     log_format: str = "text"
     poll_min_seconds: float = 2.0
@@ -126,6 +134,8 @@ class Settings:
     reconcile_delay_seconds: float = 30.0
     max_file_mb: float = 5.0
     max_entries: int = 5000
+    max_files_per_message: int = 3
+    large_tag_contacts: int = 10_000
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -210,6 +220,13 @@ def _log_format(value: str) -> str:
     return fmt
 
 
+def _flag(value: str) -> bool:
+    word = value.strip().lower()
+    if word not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError
+    return word in ("true", "1", "yes")
+
+
 def _optional_channel(value: str) -> str | None:
     return value.strip().lstrip("#") or None
 
@@ -232,6 +249,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "APPROVAL_TTL_HOURS": ("approval_ttl_hours", _positive_float),
     "PORT": ("port", _port),
     "HOST": ("host", _text),
+    "HEALTH_DETAILS": ("health_details", _flag),
     "LOG_LEVEL": ("log_level", _log_level),
     "LOG_FORMAT": ("log_format", _log_format),
     "POLL_MIN_SECONDS": ("poll_min_seconds", _positive_float),
@@ -239,6 +257,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "RECONCILE_DELAY_SECONDS": ("reconcile_delay_seconds", _positive_float),
     "MAX_FILE_MB": ("max_file_mb", _positive_float),
     "MAX_ENTRIES": ("max_entries", _positive_int),
+    "MAX_FILES_PER_MESSAGE": ("max_files_per_message", _positive_int),
+    "LARGE_TAG_CONTACTS": ("large_tag_contacts", _positive_int),
 }
 
 
@@ -254,6 +274,30 @@ def _check_token_prefix(values: dict[str, object], problems: list[str]) -> None:
         value = values.get(attr)
         if isinstance(value, Secret) and value and not value.reveal().startswith(prefix):
             problems.append(f"{name} does not start with {prefix}: it should be {SETTINGS_BY_NAME[name].looks_like}")
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or localhost: the only hosts a token may reach over plain http."""
+    name = (host or "").strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_token_urls(values: dict[str, object], problems: list[str]) -> None:
+    for attr, name in TOKEN_URLS:
+        value = values.get(attr)
+        if not isinstance(value, str):
+            continue
+        parts = urlsplit(value)
+        if parts.scheme.lower() != "https" and not is_loopback_host(parts.hostname):
+            default = SETTINGS_BY_NAME[name].default
+            problems.append(f"{name} uses http:// on a host other than this machine, so tokens would travel "
+                            f"unencrypted: it should be an https:// URL such as {default} "
+                            "(http:// is accepted only on 127.0.0.1, ::1 or localhost)")
 
 
 def _missing(needs: Iterable[str], environ: Mapping[str, str]) -> list[str]:
@@ -280,6 +324,7 @@ def load_settings(environ: Mapping[str, str], needs: Iterable[str] = ()) -> Sett
         except ValueError:
             problems.append(_describe_bad(name))
     _check_token_prefix(values, problems)
+    _check_token_urls(values, problems)
     low, high = values.get("poll_min_seconds", 2.0), values.get("poll_max_seconds", 60.0)
     if isinstance(low, float) and isinstance(high, float) and high < low:
         problems.append("POLL_MAX_SECONDS is smaller than POLL_MIN_SECONDS: it should be at least as large")

@@ -11,15 +11,18 @@ import dataclasses
 import functools
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot import lifecycle
 from bot.approvers import ApproverDirectory
 from bot.config import Settings
-from bot.lifecycle import Action, Decision, RequestFacts, RequestState
+from bot.lifecycle import Action, BatchState, Decision, RequestFacts, RequestState
+from bot.mrkdwn import outside_text
 from bot.notifier import CardNotPosted, Notifier
 from bot.store import Request, Store
 
@@ -61,6 +64,7 @@ class Decisions:
         settings: Settings,
         clock: Callable[[], datetime],
         on_approved: Callable[[int], None] = lambda request_id: None,
+        on_closed: Callable[[int], None] = lambda request_id: None,
     ) -> None:
         self.store = store
         self.notifier = notifier
@@ -68,15 +72,24 @@ class Decisions:
         self.settings = settings
         self.clock = clock
         self.on_approved = on_approved
-        self._locks: dict[int, threading.RLock] = {}
+        self.on_closed = on_closed  # rejected, cancelled or expired: the runner settles what had started
+        # A request's lock lives while someone holds or waits for it, so the map stays as small as
+        # the number of requests being decided at this moment.
+        self._locks: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._locks_guard = threading.Lock()
 
     @contextmanager
     def lock_for(self, request_id: int) -> Iterator[None]:
         with self._locks_guard:
-            lock = self._locks.setdefault(request_id, threading.RLock())
+            lock = self._locks.get(request_id)
+            if lock is None:
+                lock = self._locks[request_id] = threading.RLock()
         with lock:
             yield
+
+    def locks_held(self) -> int:
+        """How many request locks exist now (for tests and health)."""
+        return len(self._locks)
 
     def _facts(self, request: Request) -> RequestFacts:
         return RequestFacts(
@@ -117,6 +130,7 @@ class Decisions:
         if not self.store.transition(
             request.id, RequestState.AWAITING_APPROVAL, actor=user_id, kind="request.confirmed",
             detail={"channel": channel}, reason=reason, expires_at=expires_at, approval_channel=channel,
+            expect=(RequestState.DRAFT.value,),
         ):
             self.store.release_notice(request.id, "card")
             return Outcome(False, f"Request #{request.id} was closed before it could be sent.", "closed")
@@ -160,10 +174,24 @@ class Decisions:
         added, approvals = self.store.add_approval(request_id, user_id)
         if not added and user_id not in approvals:
             return Outcome(False, f"Request #{request_id} is no longer waiting for approval.", "closed")
+        if lifecycle.approvals_reached(approvals, request.required_approvals):
+            approvals = self._recheck_approvers(request, approvals)
         if not lifecycle.approvals_reached(approvals, request.required_approvals):
             self.notifier.refresh_card(request_id)
             return Outcome(True, f"Your approval is recorded: {len(approvals)} of {request.required_approvals}.")
         return self._approved(request, user_id, approvals)
+
+    def _recheck_approvers(self, request: Request, approvals: tuple[str, ...]) -> tuple[str, ...]:
+        """The last approval makes the request irreversible: every approval recorded before it must
+        still come from an approver (someone may have left the group since they clicked)."""
+        approvers = self.approvers.fresh()
+        lapsed = [u for u in approvals if u not in lifecycle.approvals_that_count(approvals, request.requester_id,
+                                                                                   approvers)]
+        if not lapsed:
+            return approvals
+        log.info("approvals withdrawn: no longer approvers", extra={"request_id": str(request.id),
+                                                                    "outcome": "approval_withdrawn"})
+        return self.store.withdraw_approvals(request.id, lapsed, "no longer an approver")
 
     def _approved(self, request: Request, user_id: str, approvals: tuple[str, ...]) -> Outcome:
         request_id = request.id
@@ -191,8 +219,10 @@ class Decisions:
             return Outcome(False, f"Request #{request_id} was already decided.", "already_decided")
         self.notifier.refresh_card(request_id)
         self.notifier.tell(
-            request.requester_id, f":no_entry: Your deletion request #{request_id} was rejected by <@{user_id}>: {reason}"
+            request.requester_id,
+            f":no_entry: Your deletion request #{request_id} was rejected by <@{user_id}>: {outside_text(reason)}",
         )
+        self.on_closed(request_id)
         return Outcome(True, f"You rejected request #{request_id}.")
 
     # --- cancel and expiry --------------------------------------------------------------------
@@ -213,6 +243,7 @@ class Decisions:
         if not won:
             return Outcome(False, f"Request #{request_id} was decided just before your click.", "already_decided")
         self.notifier.refresh_card(request_id)
+        self.on_closed(request_id)
         return Outcome(True, f"Request #{request_id} is cancelled. Nothing was deleted.")
 
     def expire(self, request: Request) -> bool:
@@ -227,14 +258,24 @@ class Decisions:
         )
         if won and request.card_ts:
             self.notifier.refresh_card(request.id)
-            self.notifier.tell(request.requester_id, f":hourglass: Your deletion request #{request.id} expired: nobody decided in time. Nothing was deleted.")
+            what = ("The tags deleted before it was stopped are listed in the card's thread."
+                    if self._started(request.id) else "Nothing was deleted.")
+            self.notifier.tell(request.requester_id, f":hourglass: Your deletion request #{request.id} expired: nobody decided in time. {what}")
+        if won:
+            self.on_closed(request.id)
         return won
+
+    def _started(self, request_id: int) -> bool:
+        """Whether a batch went out before the request was stopped for approval again."""
+        return any(b.state != BatchState.PENDING for b in self.store.batches(request_id))
 
     def finish_reached(self) -> int:
         """At start-up: requests whose approvals were all recorded before a crash become approved."""
         finished = 0
         for request in self.store.requests(states=(RequestState.AWAITING_APPROVAL.value,), limit=10_000):
             approvals = self.store.approvals(request.id)
+            if approvals and lifecycle.approvals_reached(approvals, request.required_approvals):
+                approvals = self._recheck_approvers(request, approvals)
             if approvals and lifecycle.approvals_reached(approvals, request.required_approvals):
                 with self.lock_for(request.id):
                     finished += self._approved(request, approvals[-1], approvals).ok

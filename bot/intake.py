@@ -88,8 +88,9 @@ def nothing_matched(selection: tags.Selection, resolution: tags.Resolution) -> s
 
 class Intake:
     def __init__(self, store: Store, catalog: TagCatalog, clock: Callable[[], datetime],
-                 required_approvals: int) -> None:
+                 required_approvals: int, large_tag_contacts: int = 0) -> None:
         self.store = store
+        self.large_tag_contacts = large_tag_contacts
         self.catalog = catalog
         self.clock = clock
         self.required_approvals = required_approvals
@@ -109,7 +110,7 @@ class Intake:
             unresolved=_unresolved(selection, resolution), expires_at=self.clock() + PREVIEW_TTL,
         )
         log.info("draft created", extra={"request_id": str(request_id), "actor": user_id, "outcome": "draft"})
-        return Prepared(preview=preview_of(request_id, selection, resolution, reason))
+        return Prepared(preview=preview_of(request_id, selection, resolution, reason, self.large_tag_contacts))
 
 
 def _unresolved(selection: tags.Selection, resolution: tags.Resolution) -> dict[str, Any]:
@@ -118,12 +119,12 @@ def _unresolved(selection: tags.Selection, resolution: tags.Resolution) -> dict[
         "unknown_names": list(resolution.unknown_names),
         "ambiguous": {a.name: [c.tag_id for c in a.candidates] for a in resolution.ambiguous},
         "duplicates": resolution.duplicates,
-        "junk": len(selection.junk),
+        "junk": selection.junk_count,
     }
 
 
 def preview_of(request_id: int, selection: tags.Selection, resolution: tags.Resolution,
-               reason: str | None) -> blocks.PreviewView:
+               reason: str | None, large_threshold: int = 0) -> blocks.PreviewView:
     return blocks.PreviewView(
         request_id=request_id,
         tags=_lines(resolution.tags),
@@ -133,7 +134,8 @@ def preview_of(request_id: int, selection: tags.Selection, resolution: tags.Reso
         unknown_names=resolution.unknown_names,
         ambiguous=[(a.name, _lines(a.candidates)) for a in resolution.ambiguous],
         duplicates=resolution.duplicates,
-        junk_summary=selection.junk_summary() if selection.junk else None,
+        junk_summary=selection.junk_summary() if selection.junk_count else None,
         reason=reason,
+        large_threshold=large_threshold,
     )
 

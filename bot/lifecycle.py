@@ -43,9 +43,11 @@ REQUEST_TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     RequestState.AWAITING_APPROVAL: frozenset(
         {RequestState.APPROVED, RequestState.REJECTED, RequestState.CANCELLED, RequestState.EXPIRED, RequestState.DRAFT}
     ),
-    RequestState.APPROVED: frozenset({RequestState.RUNNING, RequestState.FAILED}),
+    # Back to awaiting approval when a tag changed materially after the approval (see tag_changes).
+    RequestState.APPROVED: frozenset({RequestState.RUNNING, RequestState.FAILED, RequestState.AWAITING_APPROVAL}),
     RequestState.RUNNING: frozenset(
-        {RequestState.COMPLETED, RequestState.COMPLETED_WITH_ERRORS, RequestState.FAILED}
+        {RequestState.COMPLETED, RequestState.COMPLETED_WITH_ERRORS, RequestState.FAILED,
+         RequestState.AWAITING_APPROVAL}
     ),
 }
 
@@ -189,6 +191,12 @@ def may_confirm(user_id: str, facts: RequestFacts, now: datetime) -> Decision:
 
 def approvals_reached(approvals: Iterable[str], required: int) -> bool:
     return len(set(approvals)) >= required
+
+
+def approvals_that_count(approvals: Iterable[str], requester_id: str, approvers: Collection[str]) -> tuple[str, ...]:
+    """The recorded approvals of people who are approvers now (someone removed from the approvers
+    after approving no longer counts towards the last approval)."""
+    return tuple(u for u in approvals if u in approvers and u != requester_id)
 
 
 def approval_expiry(now: datetime, ttl_hours: float) -> datetime:

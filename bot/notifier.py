@@ -46,7 +46,8 @@ class CardNotPosted(Exception):
 class Notifier:
     def __init__(self, store: Store, client: WebClient, approvers: ApproverDirectory,
                  progress: Callable[[int], blocks.Progress | None] | None = None,
-                 outbox: SlackOutbox | None = None, outbox_client: WebClient | None = None) -> None:
+                 outbox: SlackOutbox | None = None, outbox_client: WebClient | None = None,
+                 large_tag_contacts: int = 0) -> None:
         self.store = store
         self.client = client
         self.approvers = approvers
@@ -54,6 +55,7 @@ class Notifier:
         self.outbox = outbox or SlackOutbox()
         # The outbox answers a 429 itself (it holds the channel): its client must not sleep on it.
         self.queued_client = outbox_client or client
+        self.large_tag_contacts = large_tag_contacts
 
     # --- the card --------------------------------------------------------------------------
 
@@ -75,6 +77,9 @@ class Notifier:
             expires_at=request.expires_at,
             progress=self.progress(request.id) if request.state in ("running", "completed", "completed_with_errors", "failed") else None,
             outcome=outcome,
+            large_threshold=self.large_tag_contacts,
+            changes_since_approval=request.changes_since_approval,
+            started=bool(request.changes_since_approval) and any(b.state != "pending" for b in self.store.batches(request.id)),
         )
 
     def post_card(self, request: Request, channel: str) -> str:

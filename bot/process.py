@@ -12,8 +12,11 @@ import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
+from urllib.parse import urlsplit
 
 from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.app import build_app
 from bot.config import Settings
@@ -36,6 +39,40 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+TOKEN_CHECK_SECONDS = 10
+TOKEN_FIX = ("reinstall the app to the workspace (OAuth & Permissions), copy its Bot User OAuth Token (xoxb-…) "
+             "into SLACK_BOT_TOKEN and start again; `deletetags-bot check` tests the settings without starting")
+
+
+def slack_token_accepted(settings: Settings) -> bool:
+    """auth.test once at start-up. False only when Slack refuses the token: a bot that cannot post is
+    of no use. An unreachable or failing Slack is a warning: it may well be back before anyone asks."""
+    token = settings.slack_bot_token.reveal() if settings.slack_bot_token else None
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=TOKEN_CHECK_SECONDS)
+    try:
+        answer = client.auth_test()
+    except SlackApiError as error:
+        return _starting_despite(str(error.response.get("error") or f"HTTP {error.response.status_code}"))
+    except (OSError, SlackClientError) as error:
+        log.warning("could not reach Slack at %s to check SLACK_BOT_TOKEN (%s); starting anyway",
+                    urlsplit(settings.slack_api_url).netloc, type(error).__name__, extra={"event": "startup"})
+        return True
+    log.info("Slack accepted SLACK_BOT_TOKEN: bot @%s in workspace %s", answer.get("user"), answer.get("team"),
+             extra={"event": "startup"})
+    return True
+
+
+def _starting_despite(code: str) -> bool:
+    from bot.ops.check import BAD_TOKEN_ERRORS
+
+    if code in BAD_TOKEN_ERRORS:
+        log.error("SLACK_BOT_TOKEN was refused by Slack (%s): %s", code, TOKEN_FIX, extra={"event": "startup"})
+        return False
+    log.warning("could not check SLACK_BOT_TOKEN: Slack answered auth.test with %s; starting anyway", code,
+                extra={"event": "startup"})
+    return True
+
+
 class BotProcess:
     def __init__(self, settings: Settings, *, socket_mode: bool = False, services: Services | None = None) -> None:
         self.settings = settings
@@ -55,7 +92,7 @@ class BotProcess:
             secret = self.settings.slack_signing_secret
             self.http = HttpServer(self.app, self.services.health, self.settings.host, self.settings.port,
                                    signing_secret=secret.reveal() if secret else None,
-                                   gate=self.services.ack_gate)
+                                   gate=self.services.ack_gate, health_details=self.settings.health_details)
             if serve_http_in_thread:
                 self.http.start_in_thread()
         tune_garbage_collector()

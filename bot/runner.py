@@ -17,7 +17,7 @@ from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot import blocks, lifecycle, polling
+from bot import blocks, lifecycle, polling, tag_changes
 from bot.config import Settings
 from bot.constant_contact import (
     Activity,
@@ -25,17 +25,22 @@ from bot.constant_contact import (
     NotFound,
     OutcomeUnknown,
     QuotaExceeded,
+    ServiceUnavailable,
     TooManyQueuedActivities,
 )
 from bot.lifecycle import TERMINAL_BATCH_STATES, BatchState, RequestState
+from bot.mrkdwn import outside_text
 from bot.notifier import SUMMARY_KEY, Notifier
 from bot.store import Batch, Store
-from bot.summary import Summary, summarise
+from bot.summary import ERROR_SHOWN, Summary, summarise
+from bot.tag_changes import TagChange, TagFacts
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 30.0
 GIVE_UP_AFTER = timedelta(hours=24)
+# Up to this many tags are checked one by one before their POST; more, with one listing of the account.
+LOOKUPS_PER_TAG_UP_TO = 5
 WATCHDOG_SECONDS = 60
 POLL_EXECUTOR = "polls"  # the scheduler executor whose workers run status polls only
 HOUSEKEEPING_EXECUTOR = "housekeeping"  # periodic sweeps, never queued behind submissions
@@ -56,6 +61,8 @@ class Runner:
         self.bounds = polling.Bounds(settings.poll_min_seconds, settings.poll_max_seconds)
         self.clock = clock
         self.reconcile_after = settings.reconcile_delay_seconds
+        self.large_tag_contacts = settings.large_tag_contacts
+        self.approval_ttl_hours = settings.approval_ttl_hours
         self._tracks: dict[int, polling.Track] = {}  # per batch: what its polls saw
         self._poll_due: dict[int, float] = {}  # per batch: when its latest poll was due (monotonic)
         self._lock = threading.Lock()
@@ -87,6 +94,11 @@ class Runner:
         """Called on approval (in a listener thread): the work happens on the scheduler's threads."""
         self._schedule(f"submit:{request_id}", self.submit_request, 0, request_id)
 
+    def request_closed(self, request_id: int) -> None:
+        """Rejected, cancelled or expired (in a listener thread): settled on the scheduler's threads."""
+        if self.store.batches(request_id):
+            self._schedule(f"settle:{request_id}", self.settle_stopped, 0, request_id)
+
     # --- submission -------------------------------------------------------------------------
 
     def submit_request(self, request_id: int) -> None:
@@ -97,7 +109,7 @@ class Runner:
             tag_ids = [t.tag_id for t in self.store.request_tags(request_id)]
             self.store.create_batches(request_id, lifecycle.batches(tag_ids))
         self.store.transition(request_id, RequestState.RUNNING, actor="runner", kind="request.started",
-                              started_at=self.clock())
+                              started_at=request.started_at or self.clock())  # kept when approved again
         for batch in self.store.batches(request_id):
             if batch.state == BatchState.PENDING:
                 self.submit_batch(batch.id)
@@ -105,7 +117,11 @@ class Runner:
 
     def submit_batch(self, batch_id: int) -> None:
         batch = self.store.batch(batch_id)
-        if batch is None or not self.store.transition_batch(
+        if batch is None or batch.state != BatchState.PENDING or not self._is_running(batch.request_id):
+            return  # a request stopped for approval again keeps its remaining batches pending
+        if not self._unchanged_since_approval(batch):
+            return
+        if not self.store.transition_batch(
             batch_id, [BatchState.PENDING], BatchState.SUBMITTING, kind="batch.submitting", submitted_at=self.clock()
         ):
             return
@@ -135,6 +151,72 @@ class Runner:
         # The last batch to go out announces them all, also when it went out on a retry.
         self._announce_submitted(batch.request_id)
 
+    def _is_running(self, request_id: int) -> bool:
+        request = self.store.get_request(request_id)
+        return request is not None and request.state == RequestState.RUNNING
+
+    # --- the check right before the irreversible POST ----------------------------------------
+
+    def _unchanged_since_approval(self, batch: Batch) -> bool:
+        """Look at the batch's tags as they are now; a material change stops the request for approval
+        again. Nothing goes out unchecked: when Constant Contact cannot be asked, the batch waits."""
+        approved = [TagFacts(t.tag_id, t.name, t.contacts_count)
+                    for t in self.store.request_tags(batch.request_id) if t.batch_no == batch.batch_no]
+        try:
+            now = self._tags_now([t.tag_id for t in approved])
+        except (QuotaExceeded, TooManyQueuedActivities, ServiceUnavailable) as error:
+            self._postpone(batch, BatchState.PENDING, error)
+            return False
+        except ConstantContactError as error:
+            self._batch_failed(batch, BatchState.PENDING, str(error))
+            return False
+        changes = tag_changes.material_changes(approved, now, self.large_tag_contacts)
+        if changes:
+            self._ask_again(batch, changes)
+            return False
+        return True
+
+    def _tags_now(self, tag_ids: list[str]) -> dict[str, TagFacts]:
+        cc = self.cc()
+        if len(tag_ids) <= LOOKUPS_PER_TAG_UP_TO:
+            found = [cc.get_tag(tag_id) for tag_id in tag_ids]
+        else:
+            wanted = set(tag_ids)
+            found = [t for t in cc.list_tags(include_count=True) if t.tag_id in wanted]
+        return {t.tag_id: TagFacts(t.tag_id, t.name, t.contacts_count) for t in found if t is not None}
+
+    def _ask_again(self, batch: Batch, changes: list[TagChange]) -> None:
+        expires_at = lifecycle.approval_expiry(self.clock(), self.approval_ttl_hours)
+        if not self.store.reopen_for_approval(batch.request_id, [c.as_record() for c in changes],
+                                              [c.describe() for c in changes], expires_at):
+            return
+        request_id = batch.request_id
+        log.warning("tags changed since the approval; asking again", extra={"request_id": str(request_id),
+                                                                            "outcome": "changed_since_approval"})
+        sent = sum(1 for b in self.store.batches(request_id) if b.state != BatchState.PENDING)
+        text = blocks.changed_since_approval_text(
+            request_id, batch.batch_no, sent, [c.describe() for c in changes], self.notifier.approvers.mention_text())
+        rounds = len(self.store.events(request_id, kind_prefix="request.changed_since_approval"))
+        self.notifier.post_once(request_id, f"changed:{rounds}", text)
+        self.notifier.refresh_card(request_id)
+        request = self.store.get_request(request_id)
+        if request is not None:
+            self.notifier.tell(request.requester_id, blocks.changed_since_approval_dm(request_id, len(changes)))
+
+    def settle_stopped(self, request_id: int) -> None:
+        """A request stopped for approval again and then rejected, cancelled or expired: the batches
+        that never went out are closed, and the summary says what was deleted before the stop."""
+        request = self.store.get_request(request_id)
+        batches = self.store.batches(request_id)
+        if request is None or not request.is_terminal or all(b.state == BatchState.PENDING for b in batches):
+            return  # nothing ever reached Constant Contact: the card already says so
+        why = f"never submitted: the request was {request.state} after its tags changed"
+        for b in batches:
+            if b.state == BatchState.PENDING:
+                self.store.transition_batch(b.id, [BatchState.PENDING], BatchState.CANCELLED, kind="batch.not_submitted",
+                                            detail={"why": why}, errors=[why], finished_at=self.clock())
+        self.finish_if_done(request_id)
+
     def _postpone(self, batch: Batch, expect: str, error: ConstantContactError) -> None:
         """Nothing was queued: back to pending, and try again when Constant Contact allows."""
         self.store.transition_batch(batch.id, [expect], BatchState.PENDING, kind="batch.postponed",
@@ -143,7 +225,8 @@ class Runner:
         if isinstance(error, QuotaExceeded):
             delay = max(RETRY_SECONDS, (error.resets_at - real_now()).total_seconds() + 5)
         self.notifier.post_once(batch.request_id, f"postponed:{batch.batch_no}:{type(error).__name__}",
-                                f":hourglass_flowing_sand: Batch {batch.batch_no + 1} is waiting: {error}")
+                                f":hourglass_flowing_sand: Batch {batch.batch_no + 1} is waiting: "
+                                f"{outside_text(str(error), 3 * ERROR_SHOWN)}")
         self._schedule(f"submit-batch:{batch.id}", self.submit_batch, delay, batch.id)
 
     def _batch_failed(self, batch: Batch, expect: str, why: str) -> None:
@@ -159,7 +242,7 @@ class Runner:
         submitted = [b for b in batches if b.activity_id]
         if not submitted:
             return  # nothing reached Constant Contact; the summary says why
-        ids = ", ".join(f"`{b.activity_id}`" for b in submitted)
+        ids = ", ".join(f"`{outside_text(b.activity_id)}`" for b in submitted)
         if self.notifier.post_once(request_id, "submitted",
                                    f":rocket: Submitted to Constant Contact: {len(submitted)} "
                                    f"activit{'y' if len(submitted) == 1 else 'ies'} ({ids})."):
@@ -230,8 +313,8 @@ class Runner:
             return
         if polling.is_stalled(observation):
             self.notifier.post_once(batch.request_id, f"stalled:{batch.batch_no}",
-                                    f":snail: Activity `{batch.activity_id}` is taking much longer than expected "
-                                    f"({activity.percent_done}% done). I will keep checking, less often.")
+                                    f":snail: Activity `{outside_text(batch.activity_id)}` is taking much longer "
+                                    f"than expected ({activity.percent_done}% done). I will keep checking, less often.")
         self.notifier.refresh_card(batch.request_id)
         # Re-armed last: a one-shot job that comes due while this run is still going (a slow card
         # edit) would be skipped by APScheduler, and the poll lost until the watchdog.
@@ -284,9 +367,10 @@ class Runner:
             return
         self._forget(batch.id)
         if activity.state != BatchState.COMPLETED or activity.errors:
-            errors = "; ".join(activity.errors[:3]) or "no details given"
+            errors = "; ".join(outside_text(e, ERROR_SHOWN) for e in activity.errors[:3]) or "no details given"
             self.notifier.post_once(batch.request_id, f"batch:{batch.batch_no}:problem",
-                                    f":warning: Activity `{activity.activity_id}` ended `{activity.state}`: {errors}")
+                                    f":warning: Activity `{outside_text(activity.activity_id)}` ended "
+                                    f"`{activity.state}`: {errors}")
         self.finish_if_done(batch.request_id)
 
     # --- the end ----------------------------------------------------------------------------
@@ -352,6 +436,8 @@ class Runner:
             request = self.store.get_request(batch.request_id)
             if request is not None and request.state == RequestState.RUNNING:
                 self._schedule(f"submit-batch:{batch.id}", self.submit_batch, 0, batch.id)
+            elif request is not None and request.is_terminal:  # stopped for approval again, then closed
+                self._schedule(f"settle:{request.id}", self.settle_stopped, 0, request.id)
         for batch in self.store.batches_in_states([BatchState.SUBMITTING.value]):
             # The POST may have landed just before the crash: let its activity show its effect first.
             self._schedule(f"reconcile:{batch.id}", self.reconcile, self.reconcile_after, batch.id)

@@ -166,15 +166,18 @@ class Services:
 
     def __post_init__(self) -> None:
         self.notifier = Notifier(self.store, self.slack, self.approvers, outbox=SlackOutbox(),
-                                 outbox_client=outbox_slack_client(self.settings))
+                                 outbox_client=outbox_slack_client(self.settings),
+                                 large_tag_contacts=self.settings.large_tag_contacts)
         self.runner = Runner(self.store, lambda: self.cc, self.notifier, self.scheduler, self.settings, self.clock)
         self.notifier.progress = self.card_progress
         self.reports = Reports(self.store, self.notifier, self.approvers, self.runner.observation)
         self.decisions = Decisions(
-            self.store, self.notifier, self.approvers, self.settings, self.clock, on_approved=self.on_approved
+            self.store, self.notifier, self.approvers, self.settings, self.clock, on_approved=self.on_approved,
+            on_closed=self.runner.request_closed,
         )
         self.catalog = TagCatalog(lambda: self.cc.list_tags(include_count=True))
-        self.intake = Intake(self.store, self.catalog, self.clock, self.settings.required_approvals)
+        self.intake = Intake(self.store, self.catalog, self.clock, self.settings.required_approvals,
+                             self.settings.large_tag_contacts)
 
     def on_approved(self, request_id: int) -> None:
         log.info("approved", extra={"request_id": str(request_id), "outcome": "approved"})

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,13 @@ def _initial(db: Database) -> None:
     )
 
 
+@migrations(name="0002_changes_since_approval")
+def _changes_since_approval(db: Database) -> None:
+    # What changed about the approved tags before a batch went out (a JSON list of lines), shown
+    # on the card while the request waits for approval again.
+    db["requests"].add_column("changes_since_approval", str)
+
+
 @dataclass(frozen=True)
 class Event:
     id: int
@@ -222,6 +229,7 @@ class Request:
     tag_count: int
     total_contacts: int
     unresolved: dict[str, Any]
+    changes_since_approval: tuple[str, ...] = ()
 
     @property
     def is_terminal(self) -> bool:
@@ -264,6 +272,7 @@ def _request_from(row: dict[str, Any]) -> Request:
     row["unresolved"] = json.loads(row["unresolved"] or "{}")
     row["tag_count"] = row["tag_count"] or 0
     row["total_contacts"] = row["total_contacts"] or 0
+    row["changes_since_approval"] = tuple(json.loads(row.get("changes_since_approval") or "[]"))
     return _row_to(Request, row)
 
 
@@ -514,6 +523,55 @@ class Store:
             ).fetchall())
         return added, users
 
+    def withdraw_approvals(self, request_id: int, user_ids: Sequence[str], why: str) -> tuple[str, ...]:
+        """Drop approvals that no longer count (their author is no longer an approver), while the
+        request still awaits approval; returns the approvals left."""
+        with self._unit() as db:
+            for user_id in user_ids:
+                cursor = db.execute(
+                    "DELETE FROM approvals WHERE request_id = ? AND user_id = ? AND EXISTS "
+                    "(SELECT 1 FROM requests WHERE id = ? AND state = ?)",
+                    [request_id, user_id, request_id, RequestState.AWAITING_APPROVAL.value],
+                )
+                if cursor.rowcount:
+                    self._add_event(db, request_id, "system", "approval.withdrawn", {"user": user_id, "why": why})
+            return tuple(r[0] for r in db.execute(
+                "SELECT user_id FROM approvals WHERE request_id = ? ORDER BY at, user_id", [request_id]
+            ).fetchall())
+
+    def reopen_for_approval(self, request_id: int, changes: Sequence[dict[str, Any]], lines: Sequence[str],
+                            expires_at: datetime) -> bool:
+        """A tag changed materially after the approval: the request waits for approval again.
+
+        One transaction: the state (compare-and-set from approved or running), the approvals given
+        for the old facts removed, the tags' names and counts brought up to date so that the card
+        shows what will now be deleted, and the audit event with every change.
+        """
+        allowed = (RequestState.APPROVED.value, RequestState.RUNNING.value)
+        with self._unit() as db:
+            won = db.execute(
+                "UPDATE requests SET state = ?, expires_at = ?, decided_by = NULL, decided_at = NULL, "
+                "changes_since_approval = ?, updated_at = ? WHERE id = ? AND state IN (?, ?)",
+                [RequestState.AWAITING_APPROVAL.value, to_text(expires_at), json.dumps(list(lines)), self._now(),
+                 request_id, *allowed],
+            ).rowcount == 1
+            if not won:
+                return False
+            previous = [r[0] for r in db.execute("SELECT user_id FROM approvals WHERE request_id = ?", [request_id])]
+            db.execute("DELETE FROM approvals WHERE request_id = ?", [request_id])
+            db.conn.executemany(
+                "UPDATE request_tags SET name = ?, contacts_count = ? WHERE request_id = ? AND tag_id = ?",
+                [(c["name_now"], c["contacts_now"], request_id, c["tag_id"]) for c in changes],
+            )
+            db.execute(
+                "UPDATE requests SET total_contacts = (SELECT COALESCE(SUM(contacts_count), 0) FROM request_tags "
+                "WHERE request_id = ?) WHERE id = ?", [request_id, request_id],
+            )
+            self._add_event(db, request_id, "runner", "request.changed_since_approval",
+                            {"to": RequestState.AWAITING_APPROVAL.value, "changes": list(changes),
+                             "approvals_withdrawn": previous})
+        return True
+
     def approvals(self, request_id: int) -> tuple[str, ...]:
         with self._lock:
             rows = self.db.execute(
@@ -603,13 +661,30 @@ class Store:
 
     # --- Slack event de-duplication and posted notices ------------------------------
 
+    # Slack retries an event for about an hour; ids older than this can no longer come back.
+    SEEN_EVENTS_KEPT = timedelta(hours=24)
+    SEEN_EVENTS_PRUNED_EVERY = 500  # sightings: the first one prunes, then every 500th
+    _sightings = 0
+
     def first_sighting(self, event_id: str) -> bool:
         """True the first time an event id is seen: Slack retries deliveries."""
         with self._unit() as db:
+            if self._sightings % self.SEEN_EVENTS_PRUNED_EVERY == 0:
+                self._prune_seen_events(db)
+            self._sightings += 1
             cursor = db.execute(
                 "INSERT OR IGNORE INTO seen_events (event_id, at) VALUES (?, ?)", [event_id, self._now()]
             )
             return cursor.rowcount == 1
+
+    def prune_seen_events(self) -> int:
+        """Forget event ids older than SEEN_EVENTS_KEPT; returns how many."""
+        with self._unit() as db:
+            return self._prune_seen_events(db)
+
+    def _prune_seen_events(self, db: Database) -> int:
+        cutoff = to_text(self.clock() - self.SEEN_EVENTS_KEPT)
+        return int(db.execute("DELETE FROM seen_events WHERE at < ?", [cutoff]).rowcount)
 
     def claim_notice(self, request_id: int, key: str) -> bool:
         """Reserve a milestone message before posting it; only one caller ever wins."""

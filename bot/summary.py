@@ -11,7 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.mrkdwn import outside_text
+
 CLEAN_BATCH_STATES = ("completed", "reconciled")
+ERROR_SHOWN = 300  # characters of one of Constant Contact's errors in a reason
 
 
 class TagLike(Protocol):
@@ -29,6 +32,8 @@ class BatchLike(Protocol):
 
 @dataclass(frozen=True)
 class NotDeleted:
+    """`reason` is mrkdwn: the batch state in code, Constant Contact's words escaped as outside text."""
+
     tag_id: str
     name: str
     reason: str
@@ -57,9 +62,9 @@ def _reason(tag: TagLike, batch: BatchLike | None) -> str:
         return "it was never submitted"
     for error in batch.errors:
         if tag.tag_id in error.lower():
-            return error
+            return outside_text(error, ERROR_SHOWN)
     if batch.errors:
-        return f"activity ended `{batch.state}`: {batch.errors[0]}"
+        return f"activity ended `{batch.state}`: {outside_text(batch.errors[0], ERROR_SHOWN)}"
     return f"activity ended `{batch.state}`"
 
 

@@ -34,8 +34,12 @@ and a row without one is junk. Cells starting with `=`, `+`, `-` or `@` are spre
 never evaluated.
 
 Junk keeps the user's text reduced to one line of at most 60 characters; show it with `Junk.display()`
-or `Selection.junk_summary()`, which quote it in backticks and escape it for Slack. `InputError` is the
-only exception the parsers raise (a refused file, or more than `max_entries` distinct entries).
+or `Selection.junk_summary()`, which quote it in backticks and escape it for Slack. Only the first
+`JUNK_EXAMPLES` junk entries are kept; the rest are counted (`Selection.junk_count`). A file is given up
+on (InputError) once `HOPELESS_LINES` lines gave at least `HOPELESS_MIN_JUNK` junk entries and not one
+tag id or name, or once its junk entries outnumber twice `max_entries` (at least `HOPELESS_LINES`).
+`InputError` is the only exception the parsers raise (a refused file, or more than `max_entries`
+distinct entries).
 """
 
 from __future__ import annotations
@@ -51,11 +55,16 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal, Protocol
 
+from bot.mrkdwn import outside_text
+
 MAX_ENTRIES = 5000
 MAX_FILE_BYTES = 5_000_000
 BATCH_SIZE = 500
 MAX_NAME_LENGTH = 255
 JUNK_TEXT_LIMIT = 60
+JUNK_EXAMPLES = 20
+HOPELESS_LINES = 1_000
+HOPELESS_MIN_JUNK = 100
 
 CommandKind = Literal["help", "status", "list", "cancel", "modal", "request", "unknown"]
 
@@ -120,21 +129,29 @@ class Junk:
     def display(self) -> str:
         """One line for Slack mrkdwn; user text is quoted in backticks and cannot format or mention."""
         where = f"line {self.line}: " if self.line is not None else ""
-        return f"{where}{quote_for_slack(self.text)} — {escape_mrkdwn(self.reason)}"
+        return f"{where}{quote_for_slack(self.text)} — {reason_for_slack(self.reason)}"
 
 
 @dataclass(frozen=True)
 class Selection:
-    """Distinct tag ids and names in first-seen order, plus what was dropped and why."""
+    """Distinct tag ids and names in first-seen order, plus what was dropped and why.
+
+    `junk` holds the first `JUNK_EXAMPLES` entries that were not used; `more_junk` counts the others.
+    """
 
     ids: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
     duplicates: int = 0
     junk: tuple[Junk, ...] = ()
+    more_junk: int = 0
 
     @property
     def entry_count(self) -> int:
         return len(self.ids) + len(self.names)
+
+    @property
+    def junk_count(self) -> int:
+        return len(self.junk) + self.more_junk
 
     @property
     def is_empty(self) -> bool:
@@ -142,7 +159,7 @@ class Selection:
 
     def junk_summary(self, limit: int = 5) -> str:
         shown = [f"• {junk.display()}" for junk in self.junk[: max(limit, 0)]]
-        hidden = len(self.junk) - len(shown)
+        hidden = self.junk_count - len(shown)
         if hidden > 0:
             shown.append(f"…and {hidden:,} more")
         return "\n".join(shown)
@@ -151,7 +168,7 @@ class Selection:
         """The message for a selection with nothing to delete, else None."""
         if not self.is_empty:
             return None
-        if not self.junk:
+        if not self.junk_count:
             return "No tag ids or names found. Type `/deletetags help` for the format."
         return (
             "No tag ids or names found. These entries were not used:\n"
@@ -256,13 +273,18 @@ class _Collector:
     ids: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     junk: list[Junk] = field(default_factory=list)
+    junk_count: int = 0
     duplicates: int = 0
+
+    @property
+    def entry_count(self) -> int:
+        return len(self.ids) + len(self.names)
 
 
 # ---------------------------------------------------------------- usage
 
 
-def usage(max_entries: int = MAX_ENTRIES, max_file_bytes: int = MAX_FILE_BYTES) -> str:
+def usage(max_entries: int = MAX_ENTRIES, max_file_bytes: int = MAX_FILE_BYTES, max_files: int = 3) -> str:
     """The `/deletetags help` text (Slack mrkdwn) for the given limits."""
     return f"""*Delete Constant Contact tags.* Nothing is deleted until you have checked a preview \
 and an approver has approved the request. A deleted tag is removed from every contact and cannot be restored.
@@ -277,7 +299,8 @@ Unquoted words are rejected.
 
 *From a file*
 • `/deletetags` alone opens a form where you can upload a CSV/TXT file and give a reason.
-• Or drop a .csv, .tsv or .txt file in a direct message with me.
+• Or drop a .csv, .tsv or .txt file in a direct message with me (up to {max_files} in one message). \
+Upload the file itself: I do not follow links to files stored outside Slack.
 • One tag id per line, or a CSV whose first row names the columns: `tag_id` (or `id`, `uuid`) and/or \
 `name`. Without that header row only tag ids count.
 • Comma, semicolon or tab separated, UTF-8 or UTF-16; blank lines and lines starting with `#` are skipped.
@@ -291,7 +314,9 @@ Unquoted words are rejected.
 *Limits:* {max_entries:,} tags per request, files up to {_size(max_file_bytes, round_up=False)}; \
 tags are deleted in batches of {BATCH_SIZE}.
 *Safety:* first you see a preview (names, ids, contacts per tag, what was not found); after you \
-confirm, an approver must approve. Nobody approves their own request."""
+confirm, an approver must approve. Nobody approves their own request. Approvers see the largest tags \
+first and can open the whole list; if a tag is renamed or gains many contacts after the approval, \
+nothing more is deleted until they approve again."""
 
 
 # ---------------------------------------------------------------- commands
@@ -468,37 +493,65 @@ def combine(*selections: Selection, max_entries: int = MAX_ENTRIES) -> Selection
     items = [_Item("id", tag_id) for selection in selections for tag_id in selection.ids]
     items += [_Item("name", name) for selection in selections for name in selection.names]
     combined = _collect(items, max_entries)
+    examples = tuple(itertools.islice((junk for selection in selections for junk in selection.junk), JUNK_EXAMPLES))
     return replace(
         combined,
         duplicates=combined.duplicates + sum(selection.duplicates for selection in selections),
-        junk=tuple(junk for selection in selections for junk in selection.junk),
+        junk=examples,
+        more_junk=sum(selection.junk_count for selection in selections) - len(examples),
     )
 
 
-def _collect(items: Iterable[_Item], max_entries: int) -> Selection:
+def _collect(items: Iterable[_Item], max_entries: int, *, junk_limit: int | None = None) -> Selection:
+    """The selection; with a `junk_limit` (files), InputError as soon as the input looks hopeless."""
     collector = _Collector()
     for item in items:
         _add(collector, item)
-    count = len(collector.ids) + len(collector.names)
+        if junk_limit is not None and item.kind == "junk":
+            _give_up_if_hopeless(collector, item, junk_limit)
+    count = collector.entry_count
     if count > max_entries:
         raise InputError(
             f"The list has {count:,} tag entries; the limit is {max_entries:,} per request. "
             "Split it into several requests."
         )
     return Selection(
-        tuple(collector.ids), tuple(collector.names.values()), collector.duplicates, tuple(collector.junk)
+        tuple(collector.ids), tuple(collector.names.values()), collector.duplicates, tuple(collector.junk),
+        collector.junk_count - len(collector.junk),
     )
 
 
 def _add(collector: _Collector, item: _Item) -> None:
     if item.kind == "junk":
-        collector.junk.append(Junk(item.line, clean_junk_text(item.value), item.reason))
+        collector.junk_count += 1
+        if len(collector.junk) < JUNK_EXAMPLES:
+            collector.junk.append(Junk(item.line, clean_junk_text(item.value), item.reason))
         return
     seen, key = (collector.ids, item.value) if item.kind == "id" else (collector.names, name_key(item.value))
     if key in seen:
         collector.duplicates += 1
     else:
         seen[key] = item.value
+
+
+def _give_up_if_hopeless(collector: _Collector, item: _Item, junk_limit: int) -> None:
+    line = item.line or 0
+    if line > HOPELESS_LINES and collector.junk_count >= HOPELESS_MIN_JUNK and not collector.entry_count:
+        opening = f"I stopped reading the file after {HOPELESS_LINES:,} lines, none of which was a tag id or name."
+        raise InputError(_gave_up_message(collector, opening))
+    if collector.junk_count > junk_limit:
+        opening = (f"I stopped reading the file at line {line:,}: more than {junk_limit:,} entries in it "
+                   "are not tag ids or names, so it is probably not the list you meant.")
+        raise InputError(_gave_up_message(collector, opening))
+
+
+def _gave_up_message(collector: _Collector, opening: str) -> str:
+    shown = Selection(junk=tuple(collector.junk), more_junk=collector.junk_count - len(collector.junk)).junk_summary()
+    return f"{opening} The first of them:\n{shown}\nType `/deletetags help` for the format."
+
+
+def _junk_limit(max_entries: int) -> int:
+    return max(HOPELESS_LINES, 2 * max_entries)
 
 
 # ---------------------------------------------------------------- files
@@ -525,7 +578,7 @@ def parse_file(
         )
     if not _trim(text):
         raise InputError("The file is empty.")
-    return _collect(_file_items(text, extension), max_entries)
+    return _collect(_file_items(text, extension), max_entries, junk_limit=_junk_limit(max_entries))
 
 
 def _check_extension(filename: str) -> str:
@@ -903,14 +956,18 @@ def _visible(char: str) -> str:
     return " " if category in ("Cc", "Zl", "Zp") else char
 
 
-def escape_mrkdwn(text: str) -> str:
-    """Escape the three characters Slack treats as markup control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+_QUOTED_CHARACTER = re.compile(r"'(.)'")
+
+
+def reason_for_slack(reason: str) -> str:
+    """A junk reason is the parser's own wording (its backticks format); the one character of input
+    it may quote, as in "contains '<'", goes through the rule for outside text."""
+    return _QUOTED_CHARACTER.sub(lambda match: f"'{outside_text(match.group(1))}'", reason)
 
 
 def safe_for_slack(text: str) -> str:
     """User text that can sit inside backticks in a Slack message without breaking out or mentioning."""
-    return escape_mrkdwn(clean_junk_text(text).replace("`", "ˋ"))
+    return outside_text(clean_junk_text(text))
 
 
 def quote_for_slack(text: str) -> str:

@@ -1,6 +1,7 @@
 import pytest
 
-from bot.config import NEEDS_RUN_HTTP, Secret, SettingsError, load_settings
+from bot import config
+from bot.config import NEEDS_RUN_HTTP, SETTINGS_BY_NAME, Secret, SettingsError, load_settings
 
 
 def test_defaults_need_nothing() -> None:
@@ -52,3 +53,44 @@ def test_parsed_values() -> None:
 def test_poll_bounds_are_checked_together() -> None:
     with pytest.raises(SettingsError, match="POLL_MAX_SECONDS is smaller"):
         load_settings({"POLL_MIN_SECONDS": "10", "POLL_MAX_SECONDS": "5"})
+
+
+TOKEN_URL_NAMES = ("SLACK_API_URL", "CC_API_URL", "CC_AUTH_URL")
+
+
+@pytest.mark.parametrize("name", TOKEN_URL_NAMES)
+def test_a_token_carrying_url_over_plain_http_elsewhere_is_refused(name: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({name: "http://api.example.com/v3"})
+    assert caught.value.problems == [
+        f"{name} uses http:// on a host other than this machine, so tokens would travel unencrypted: it should be "
+        f"an https:// URL such as {SETTINGS_BY_NAME[name].default} (http:// is accepted only on 127.0.0.1, ::1 or "
+        "localhost)"
+    ]
+    assert getattr(load_settings({name: "https://10.0.0.5/v3"}), name.lower()) == "https://10.0.0.5/v3"
+
+
+def test_every_plain_http_url_is_listed_with_the_other_problems() -> None:
+    env = {name: "http://10.0.0.5:8080/api/" for name in TOKEN_URL_NAMES} | {"PORT": "70000"}
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert [p.split(" ", 1)[0] for p in caught.value.problems] == ["PORT", *TOKEN_URL_NAMES]
+
+
+@pytest.mark.parametrize(("local", "lookalike"), [
+    ("127.0.0.1:8080", "127.0.0.1.example.com"), ("127.3.4.5", "0.0.0.0"), ("[::1]:9000", "[::]"),
+    ("localhost:3000", "localhost.example.com"), ("LOCALHOST", "10.0.0.1"),
+])
+def test_plain_http_is_accepted_on_loopback_only(local: str, lookalike: str) -> None:
+    settings = load_settings({name: f"http://{local}/api/" for name in TOKEN_URL_NAMES})
+    assert settings.slack_api_url == settings.cc_api_url == settings.cc_auth_url == f"http://{local}/api/"
+    assert not config.is_loopback_host(lookalike.strip("[]"))
+    with pytest.raises(SettingsError, match="SLACK_API_URL uses http://"):
+        load_settings({"SLACK_API_URL": f"http://{lookalike}/api/"})
+
+
+def test_files_per_message_is_a_whole_number() -> None:
+    assert load_settings({}).max_files_per_message == 3
+    assert load_settings({"MAX_FILES_PER_MESSAGE": "5"}).max_files_per_message == 5
+    with pytest.raises(SettingsError, match="MAX_FILES_PER_MESSAGE is not valid"):
+        load_settings({"MAX_FILES_PER_MESSAGE": "0"})

@@ -3,9 +3,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database, Migrations
 
+from bot import store as store_module
 from bot.lifecycle import BatchState, RequestState
+from bot.sandbox.world import ShiftableClock
 from bot.store import Credentials, NewTag, Store
+
+MIGRATIONS = ["0001_initial", "0002_changes_since_approval"]
 
 TAGS = [NewTag("0b9c5d8e-2a9f-4d38-9c51-7f1f1b3e0a01", "Spring Promo", 120),
         NewTag("1c8d6e9f-3b0a-4e49-8d62-8a2a2c4f1b12", "Old List", 7, "name")]
@@ -27,15 +32,29 @@ def test_database_file_is_private_and_migrated(tmp_path: Path) -> None:
     store = Store(tmp_path / "private.db")
     mode = stat.S_IMODE((tmp_path / "private.db").stat().st_mode)
     assert mode == 0o600
-    assert store.applied_migrations() == ["0001_initial"]
+    assert store.applied_migrations() == MIGRATIONS
     assert store.pending_migrations() == []
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     store.close()
     # Reopening applies nothing twice.
     again = Store(tmp_path / "private.db")
-    assert again.applied_migrations() == ["0001_initial"]
+    assert again.applied_migrations() == MIGRATIONS
     again.close()
+
+
+def test_a_database_from_before_the_approval_check_is_upgraded_in_place(tmp_path: Path) -> None:
+    first_only = Migrations("deletetags")
+    first_only(name="0001_initial")(store_module._initial)
+    old = Database(tmp_path / "old.db")
+    first_only.apply(old)
+    old["requests"].insert({"id": 7, "state": "running", "requester_id": "U1", "created_at": "2026-01-01T00:00:00+00:00",
+                            "updated_at": "2026-01-01T00:00:00+00:00"})
+    old.close()
+    upgraded = Store(tmp_path / "old.db")
+    assert upgraded.applied_migrations() == MIGRATIONS
+    assert upgraded.get_request(7).changes_since_approval == ()
+    upgraded.close()
 
 
 def test_create_request_records_tags_and_audit_event(store: Store) -> None:
@@ -121,6 +140,39 @@ def test_event_dedup_and_notices(store: Store) -> None:
     store.notice_posted(request_id, "summary", "123.456")
     store.release_notice(request_id, "summary")  # a posted notice is never released
     assert store.notices(request_id) == {"summary": "posted"}
+
+
+def seen_event_ids(store: Store) -> list[str]:
+    return [row[0] for row in store.db.execute("SELECT event_id FROM seen_events ORDER BY event_id")]
+
+
+def test_seen_events_older_than_a_day_are_pruned_and_recent_ones_still_deduplicate(tmp_path: Path) -> None:
+    clock = ShiftableClock()
+    store = Store(tmp_path / "seen.db", clock=clock)
+    try:
+        assert store.first_sighting("EvOLD")
+        clock.advance(hours=23)
+        assert store.first_sighting("EvRECENT")
+        clock.advance(hours=2)  # EvOLD is 25 h old: Slack stopped retrying it long ago
+        assert store.prune_seen_events() == 1
+        assert seen_event_ids(store) == ["EvRECENT"]
+        assert not store.first_sighting("EvRECENT")
+    finally:
+        store.close()
+
+
+def test_first_sighting_prunes_now_and_then_without_being_asked(tmp_path: Path) -> None:
+    clock = ShiftableClock()
+    store = Store(tmp_path / "seen.db", clock=clock)
+    try:
+        old = [f"EvOLD{i}" for i in range(Store.SEEN_EVENTS_PRUNED_EVERY)]
+        assert all(store.first_sighting(event_id) for event_id in old)
+        clock.advance(hours=25)
+        assert store.first_sighting("EvNEW")  # the 501st sighting prunes first
+        assert seen_event_ids(store) == ["EvNEW"]
+        assert not store.first_sighting("EvNEW")
+    finally:
+        store.close()
 
 
 def test_credentials_round_trip(store: Store) -> None:

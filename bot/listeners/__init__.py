@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, errors, events, middleware, views
+from bot.listeners import actions, commands, errors, events, middleware, tag_list, views
 from bot.runtime import Services
 
 
@@ -15,3 +15,4 @@ def register(app: App, services: Services) -> None:
     events.register(app, services)
     actions.register(app, services)
     views.register(app, services)
+    tag_list.register(app, services)

@@ -13,14 +13,14 @@ from slack_sdk import WebClient
 from bot import blocks
 from bot.lifecycle import Action
 from bot.listeners.errors import after_ack
+from bot.request_numbers import request_number
 from bot.runtime import Services
 
 log = logging.getLogger(__name__)
 
 
 def clicked_request(body: dict[str, Any]) -> int | None:
-    value = str((body.get("actions") or [{}])[0].get("value") or "")
-    return int(value) if value.isdigit() and len(value) < 12 else None
+    return request_number(str((body.get("actions") or [{}])[0].get("value") or ""))
 
 
 def tell_clicker(respond: Respond, text: str) -> None:

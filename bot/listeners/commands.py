@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from bot import blocks, tags
 from bot.listeners.errors import after_ack
 from bot.listeners.replies import explain_cc_error
+from bot.request_numbers import not_a_request_number, typed_request_number
 from bot.runtime import Services
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ PARSE_AFTER_ACK_CHARS = 2_000
 
 
 def usage_reply(services: Services, note: str | None = None) -> dict[str, Any]:
-    usage = tags.usage(services.settings.max_entries, services.settings.max_file_bytes)
+    usage = tags.usage(services.settings.max_entries, services.settings.max_file_bytes,
+                       services.settings.max_files_per_message)
     return {"response_type": "ephemeral", "text": f"{note}\n\n{usage}" if note else usage}
 
 
@@ -69,9 +71,11 @@ def preview(services: Services, command: dict[str, Any], selection: tags.Selecti
 
 def on_cancel(services: Services, ack: Ack, command: dict[str, Any], parsed: tags.Command,
               respond: Respond, client: WebClient) -> None:
-    request_id = request_number(parsed.argument)
+    request_id = typed_request_number(parsed.argument)
     if request_id is None:
-        ack(response_type="ephemeral", text="Which request? For example `/deletetags cancel 12` (see `/deletetags list`).")
+        text = ("Which request? For example `/deletetags cancel 12` (see `/deletetags list`)." if not parsed.argument
+                else not_a_request_number(parsed.argument, "cancel"))
+        ack(response_type="ephemeral", text=text)
         return
     ack()
     outcome = services.decisions.cancel(request_id, command["user_id"])
@@ -80,7 +84,10 @@ def on_cancel(services: Services, ack: Ack, command: dict[str, Any], parsed: tag
 
 def on_status(services: Services, ack: Ack, command: dict[str, Any], parsed: tags.Command,
               respond: Respond, client: WebClient) -> None:
-    request_id = request_number(parsed.argument)
+    request_id = typed_request_number(parsed.argument)
+    if parsed.argument and request_id is None:
+        ack(response_type="ephemeral", text=not_a_request_number(parsed.argument, "status"))
+        return
     ack()
     if request_id is not None:
         request = services.store.get_request(request_id)
@@ -99,11 +106,6 @@ def on_list(services: Services, ack: Ack, command: dict[str, Any], parsed: tags.
             respond: Respond, client: WebClient) -> None:
     ack()
     respond(response_type="ephemeral", text=services.reports.list_text(command["user_id"]))
-
-
-def request_number(argument: str | None) -> int | None:
-    text = (argument or "").strip().lstrip("#")
-    return int(text) if text.isdigit() and len(text) < 12 else None
 
 
 HANDLERS: dict[str, Handler] = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import App, BoltContext
@@ -39,16 +40,65 @@ def reason_from(text: str) -> str | None:
     return (match.group(1) if match else words).strip() or None
 
 
+@dataclass(frozen=True)
+class UploadPlan:
+    """Which files of one message are read, and a note naming the others and why they were skipped."""
+
+    to_read: tuple[dict[str, Any], ...]
+    skipped_note: str | None
+
+
+def plan_upload(files: list[dict[str, Any]], max_files: int, max_total_bytes: int) -> UploadPlan:
+    """At most `max_files` files, together at most `max_total_bytes` (the first is always read: its own
+    size check explains itself)."""
+    to_read: list[dict[str, Any]] = []
+    too_many: list[str] = []
+    too_big: list[str] = []
+    total = 0
+    for file in files:
+        size = int(file.get("size") or 0)
+        if len(to_read) >= max_files:
+            too_many.append(_file_name(file))
+        elif to_read and total + size > max_total_bytes:
+            too_big.append(_file_name(file))
+        else:
+            to_read.append(file)
+            total += size
+    return UploadPlan(tuple(to_read), _skipped_note(too_many, too_big, max_files, max_total_bytes))
+
+
+def _file_name(file: dict[str, Any]) -> str:
+    return tags.quote_for_slack(str(file.get("name") or file.get("title") or file.get("id") or "file"))
+
+
+def _skipped_note(too_many: list[str], too_big: list[str], max_files: int, max_total_bytes: int) -> str | None:
+    lines = []
+    if too_many:
+        lines.append(f"I read at most {max_files} file{'s' if max_files != 1 else ''} per message, so I skipped "
+                     f"{_listed(too_many)}. Upload {'them' if len(too_many) > 1 else 'it'} in another message.")
+    if too_big:
+        lines.append(f"The files of one message may add up to {max_total_bytes / 1_000_000:.1f} MB, so I skipped "
+                     f"{_listed(too_big)}. Upload {'them' if len(too_big) > 1 else 'it'} in another message.")
+    return ":warning: " + "\n".join(lines) if lines else None
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def handle_upload(services: Services, event: dict[str, Any], client: WebClient) -> None:
     user, channel = event["user"], event["channel"]
     token = services.settings.slack_bot_token.reveal() if services.settings.slack_bot_token else ""
     settings = services.settings
+    plan = plan_upload(list(event.get("files") or []), settings.max_files_per_message, settings.max_file_bytes)
+    if plan.skipped_note:
+        services.notifier.whisper(channel, user, plan.skipped_note)
 
     def prepare() -> Any:
         selection = tags.Selection()
         try:
-            for file in event.get("files") or []:
-                name, data = slack_files.fetch(file, client, token, settings.max_file_bytes)
+            for file in plan.to_read:
+                name, data = slack_files.fetch(file, client, token, settings.max_file_bytes, settings.slack_api_url)
                 parsed = tags.parse_file(data, filename=name, max_bytes=settings.max_file_bytes,
                                          max_entries=settings.max_entries)
                 selection = tags.combine(selection, parsed, max_entries=settings.max_entries)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+from bot.mrkdwn import outside_text
 from bot.tags import InputError
 
 log = logging.getLogger(__name__)
@@ -22,4 +23,5 @@ def explain_cc_error(work: Callable[[], T]) -> T | str:
         return error.message
     except ConstantContactError as error:
         log.warning("Constant Contact call failed: %s", error, extra={"outcome": type(error).__name__})
-        return f":warning: I could not check the tags in Constant Contact: {error} Nothing was recorded or deleted."
+        return (f":warning: I could not check the tags in Constant Contact: {outside_text(str(error), 900)} "
+                "Nothing was recorded or deleted.")

@@ -13,6 +13,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot import blocks, slack_files, tags
 from bot.listeners.replies import explain_cc_error
+from bot.request_numbers import request_number
 from bot.runtime import Services
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def request_id_of(view: dict[str, Any]) -> int | None:
     except ValueError:
         value = raw
     value = value.get("request_id") if isinstance(value, dict) else value
-    return int(value) if str(value).isdigit() else None
+    return request_number(str(value))
 
 
 def selection_from_modal(services: Services, view: dict[str, Any], client: WebClient) -> tags.Selection:

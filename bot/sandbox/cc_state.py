@@ -33,6 +33,7 @@ TERMINAL_STATE = {OUTCOME_COMPLETE: "completed", OUTCOME_FAIL: "failed", OUTCOME
 FAIL_POINT = 0.5
 # Share of the known tags a timed-out activity manages to delete.
 TIMEOUT_DONE_SHARE = 1 / 3
+FAIL_ERROR = "Internal error: the activity failed before all tags were deleted."  # unless Faults say otherwise
 
 
 def iso_time(epoch: float) -> str:
@@ -135,6 +136,7 @@ class ActivityRecord:
     deleted_ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     forgotten: bool = False
+    fail_error: str = FAIL_ERROR
 
     @property
     def started_at(self) -> float:
@@ -192,7 +194,7 @@ class ActivityRecord:
         known = set(self.known_ids)
         errors = [f"Tag {tag_id} not found" for tag_id in self.tag_ids if tag_id not in known]
         if self.outcome == OUTCOME_FAIL:
-            errors.append("Internal error: the activity failed before all tags were deleted.")
+            errors.append(self.fail_error)
         if self.outcome == OUTCOME_TIMEOUT:
             errors.append("The activity timed out before all tags were deleted.")
         return errors
@@ -251,11 +253,12 @@ class Account:
 
     # activities
     def create_activity(self, kind: str, tag_ids: list[str], duration: float,
-                        outcome: str) -> ActivityRecord:
+                        outcome: str, fail_error: str = "") -> ActivityRecord:
         unique = tuple(dict.fromkeys(tag_ids))
         known = tuple(tag_id for tag_id in unique if tag_id in self.tags)
         record = ActivityRecord(seeded_uuid(self.rng), self._next_seq(), kind, unique, known,
-                                self.clock.now(), max(duration, 0.0), outcome)
+                                self.clock.now(), max(duration, 0.0), outcome,
+                                fail_error=fail_error or FAIL_ERROR)
         self.activities[record.activity_id] = record
         return record
 

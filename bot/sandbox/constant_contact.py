@@ -61,6 +61,8 @@ class Faults:
     throttle_burst: int = 0
     stuck: bool = False
     fail_activities: bool = False
+    # The error text a failing activity reports (its activity_errors); empty: the usual internal error.
+    fail_activity_error: str = ""
     timeout_activities: bool = False
     # The next N successful POST/PUT/DELETE API calls take effect but are answered 503.
     fail_after_commit: int = 0
@@ -441,6 +443,16 @@ class ConstantContactSimulator:
         with self._lock:
             return self._account.add_tag(name, contacts_count).tag_id
 
+    def change_tag(self, tag_id: str, *, name: str | None = None, contacts_count: int | None = None) -> None:
+        """Rename a tag or change how many contacts carry it, as work in Constant Contact's UI would."""
+        with self._lock:
+            tag = self._account.tags[tag_id]
+            if name is not None:
+                self._account.rename_tag(tag, name)
+            if contacts_count is not None:
+                tag.contacts_count = contacts_count
+                tag.updated_at = self._clock.now()
+
     def remove_tag(self, tag_id: str) -> None:
         """Delete a tag behind the bot's back, as someone in Constant Contact's UI might."""
         with self._lock:
@@ -536,7 +548,8 @@ class ConstantContactSimulator:
     def _new_activity(self, kind: str, tag_ids: list[str]) -> ActivityRecord:
         duration = (self.next_activity_seconds.pop(0) if self.next_activity_seconds
                     else self.activity_seconds)
-        return self._account.create_activity(kind, tag_ids, duration, self._activity_outcome())
+        return self._account.create_activity(kind, tag_ids, duration, self._activity_outcome(),
+                                             self.faults.fail_activity_error)
 
 
 Handler = Callable[[HttpRequest, "re.Match[str]"], HttpResponse]

@@ -404,6 +404,14 @@ class SlackDriver:
         message = self._record(user, conversation, slack_escape(text), thread_ts, files=[stored], subtype="file_share")
         return self._send_message_event(self._message_event(message, conversation), conversation)
 
+    def share_files(
+        self, user: str, channel: str, files: list[Json], *, text: str = "", thread_ts: str | None = None
+    ) -> DriverResponse:
+        """Share file objects already in the emulator (see `add_file`, `add_remote_file`) in one message."""
+        conversation = self._conversation(channel, user)
+        message = self._record(user, conversation, slack_escape(text), thread_ts, files=files, subtype="file_share")
+        return self._send_message_event(self._message_event(message, conversation), conversation)
+
     def _record(
         self, user: str, conversation: Channel, text: str, thread_ts: str | None, *, files: list[Json] | None = None,
         subtype: str | None = None,

@@ -667,6 +667,7 @@ class SlackEmulator:
         self._channels: dict[str, Channel] = {}
         self._usergroups: dict[str, Usergroup] = {}
         self._files: dict[str, StoredFile] = {}
+        self._file_redirects: dict[str, str] = {}
         self._uploads: dict[str, _PendingUpload] = {}
         self._messages: dict[str, list[Message]] = {}
         self._ephemerals: list[Ephemeral] = []
@@ -780,6 +781,29 @@ class SlackEmulator:
             info = self._file_object(file_id, owner, name, len(content), filetype=filetype, mimetype=mimetype)
             self._files[file_id] = StoredFile(info, content)
             return copy.deepcopy(info)
+
+    def add_remote_file(self, owner: str, name: str, external_url: str) -> Json:
+        """Register a remote file (files.remote.add): Slack keeps only a link, in `url_private`."""
+        with self._lock:
+            file_id = self._new_id("F")
+            info = self._file_object(file_id, owner, name, 0)
+            del info["url_private_download"]
+            info.update({"mode": "external", "is_external": True, "external_type": "app",
+                         "external_url": external_url, "url_private": external_url})
+            self._files[file_id] = StoredFile(info, b"")
+            return copy.deepcopy(info)
+
+    def point_file_at(self, file_id: str, url: str) -> Json:
+        """Make a hosted file's object name another download URL (as a forged or buggy payload would)."""
+        with self._lock:
+            info = self._files[file_id].info
+            info["url_private"] = info["url_private_download"] = url
+            return copy.deepcopy(info)
+
+    def redirect_file_downloads(self, file_id: str, location: str) -> None:
+        """Answer every download of the file with a 302 to `location`."""
+        with self._lock:
+            self._file_redirects[file_id] = location
 
     def fail_next(self, method: str, error: str | int, count: int = 1) -> None:
         """Make the next `count` calls of `method` fail with an API error (str) or an HTTP status (int)."""
@@ -1533,6 +1557,8 @@ class SlackEmulator:
             authorized = authorization == f"Bearer {self.bot_token}"
             self._downloads.append(Download(file_id, authorized, self._clock()))
             stored = self._files.get(file_id)
+            if file_id in self._file_redirects:
+                return _Reply(302, b"", "text/plain", {"Location": self._file_redirects[file_id]})
             # Slack answers a missing or wrong token with its sign-in page, HTTP 200, not an error.
             if not authorized:
                 return _Reply.text(SIGN_IN_PAGE, content_type="text/html; charset=utf-8")

@@ -22,9 +22,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import tags
+from bot.mrkdwn import outside_text
 from bot.sandbox.slack import Ephemeral
 from bot.sandbox.world import World
-from tests.reliability.support import APOLOGY_START, SimWall, button_payload, ephemerals_for, start_fast_world
+from tests.reliability.support import (
+    APOLOGY_START,
+    SimWall,
+    button_payload,
+    ephemerals_for,
+    next_ephemeral,
+    signed_interaction,
+    start_fast_world,
+)
 
 MAX_ENTRIES = 10
 USAGE = tags.usage(MAX_ENTRIES, 5_000_000)
@@ -77,7 +86,7 @@ def utf16_csv(text: str, encoding: str, bom: bool) -> bytes:
 def preview_line(key: str) -> str:
     name, count = TAG_NAMES[key]
     noun = "contact" if count == 1 else "contacts"
-    return f"• *{tags.escape_mrkdwn(name)}* `{{{key}}}` — {count} {noun}"
+    return f"• *{outside_text(name)}* `{{{key}}}` — {count} {noun}"
 
 
 CASES = [
@@ -116,12 +125,24 @@ CASES = [
          "closing quote\nType `/deletetags help` for the format."),
     Case("mentions and markup cannot ping", "command", "<!channel> @here reason: x",
          "No tag ids or names found. These entries were not used:\n• `&lt;!channel&gt; @here` — "
-         f"{tags.escape_mrkdwn(QUOTE_HINT)}\nType `/deletetags help` for the format."),
+         f"{QUOTE_HINT}\nType `/deletetags help` for the format."),
     Case("a backtick cannot break out of the quoting", "command", "`oops` reason: x",
          "No tag ids or names found. These entries were not used:\n• `ˋoopsˋ` — not a tag id; put tag names in quotes, "
          "e.g. \"Spring Promo\"\nType `/deletetags help` for the format."),
-    Case("cancel without a number", "command", "cancel abc",
+    Case("cancel without a number", "command", "cancel",
          "Which request? For example `/deletetags cancel 12` (see `/deletetags list`)."),
+    Case("cancel with a word for a number", "command", "cancel abc",
+         "`abc` is not a request number; use digits, e.g. `/deletetags cancel 12`."),
+    Case("cancel with a superscript digit", "command", "cancel ³",
+         "`³` is not a request number; use digits, e.g. `/deletetags cancel 12`."),
+    Case("status with a superscript digit", "command", "status ²",
+         "`²` is not a request number; use digits, e.g. `/deletetags status 12`."),
+    Case("status with a circled digit", "command", "status ①",
+         "`①` is not a request number; use digits, e.g. `/deletetags status 12`."),
+    Case("status with Arabic-Indic digits", "command", "status #١٢",
+         "`#١٢` is not a request number; use digits, e.g. `/deletetags status 12`."),
+    Case("status with markup for a number", "command", "status <!here> *1*",
+         "`&lt;!here&gt; ∗1∗` is not a request number; use digits, e.g. `/deletetags status 12`."),
     Case("cancel an unknown request", "command", "cancel 99999", "Request #99999 does not exist (any more)."),
     Case("status of an unknown request", "command", "status #99999", "There is no request #99999."),
     # --- the slash command: resolved against the account ----------------------------------------------
@@ -439,6 +460,42 @@ def test_random_signed_interactions_never_fail_or_change_state(corpus: Corpus, a
     response = world.driver.send_raw(body, headers)
     assert response.status in (200, 400, 404), (response.status, response.body)
     assert {r.id: (r.state, world.store.approvals(r.id)) for r in world.store.requests()} == states
+
+
+OTHER_DIGITS = ["²", "③", "①", "١٢", "１２"]
+BUTTONS = ["approve_request", "reject_request", "cancel_request", "request_approval"]
+
+
+def decisions_so_far(world: World) -> dict[int, tuple[str, tuple[str, ...]]]:
+    return {r.id: (r.state, world.store.approvals(r.id)) for r in world.store.requests()}
+
+
+@pytest.mark.parametrize("value", OTHER_DIGITS)
+def test_buttons_carrying_other_digits_are_refused_and_change_nothing(corpus: Corpus, value: str) -> None:
+    """str.isdigit() takes "²" for a digit and int() does not: a click carrying it was an HTTP 500."""
+    world, user = corpus.world, corpus.world.people.approver
+    before = decisions_so_far(world)
+    for action_id in BUTTONS:
+        seen = len(world.slack.ephemerals)
+        response = signed_interaction(world, button_payload(world, user, action_id, value))
+        assert response.status == 200, (action_id, response.status, response.body)
+        told = next_ephemeral(world, user, seen)
+        assert told.text == "That button does not belong to a request I know.", action_id
+    assert decisions_so_far(world) == before
+
+
+@pytest.mark.parametrize("callback_id", ["reject_reason", "confirm_reason"])
+def test_a_modal_carrying_other_digits_changes_nothing(corpus: Corpus, callback_id: str) -> None:
+    world, user = corpus.world, corpus.world.people.approver
+    before = decisions_so_far(world)
+    for metadata in ("²", json.dumps({"request_id": "③"})):
+        view = {"id": "V0FORGED", "type": "modal", "callback_id": callback_id, "private_metadata": metadata,
+                "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": "why not"}}}}}
+        payload = {"type": "view_submission", "user": {"id": user}, "team": {"id": world.slack.team_id},
+                   "api_app_id": world.slack.app_id, "view": view}
+        response = signed_interaction(world, payload)
+        assert response.status == 200, (metadata, response.status, response.body)
+    assert decisions_so_far(world) == before
 
 
 @FEW
