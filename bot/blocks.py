@@ -63,6 +63,9 @@ class PreviewView:
     junk_summary: str | None = None
     reason: str | None = None
     large_threshold: int = 0
+    rule: str | None = None  # the tags were found by this rule (bot.rules), evaluated once, now
+    account_tag_count: int | None = None  # how many tags the account had when the rule was evaluated
+    quota_line: str | None = None  # the Constant Contact calls it will take (bot.quota.estimate_line)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,10 @@ class CardView:
     large_threshold: int = 0
     changes_since_approval: Sequence[str] = ()  # plain text; shown while approvers decide again
     started: bool = False  # a batch went out before the request was stopped for approval again
+    rule: str | None = None
+    account_tag_count: int | None = None
+    quota_line: str | None = None  # the Constant Contact calls it will take (bot.quota.estimate_line)
+    hold_line: str | None = None  # held for the daily quota until its reset (bot.quota.hold_line)
 
 
 def plain(text: str) -> dict[str, Any]:
@@ -195,7 +202,10 @@ def preview_blocks(view: PreviewView) -> list[Block]:
         f"removing them from *{count(view.total_contacts, 'contact')}* in total "
         f"({count(view.batch_count, 'Constant Contact activity')})."
     )
-    blocks = [section(header), section(tag_list(view.tags, large_threshold=view.large_threshold))]
+    blocks = [section(header)]
+    if view.rule:
+        blocks += [section(line) for line in rule_lines(view.rule, len(view.tags), view.account_tag_count, "now")]
+    blocks.append(section(tag_list(view.tags, large_threshold=view.large_threshold)))
     large = large_tags_line(view.tags, view.large_threshold)
     if large:
         blocks.append(section(large))
@@ -205,6 +215,8 @@ def preview_blocks(view: PreviewView) -> list[Block]:
         blocks.append(context("Entries that matched nothing or several tags are left out: they will not be deleted."))
     reason = f"Reason: {escape(view.reason, REASON_SHOWN)}" if view.reason else "You will be asked for a reason."
     blocks.append(context(f"{reason} Nothing is deleted until an approver approves. Deleted tags cannot be restored."))
+    if view.quota_line:
+        blocks.append(context(view.quota_line))
     value = str(view.request_id)
     blocks.append(
         {
@@ -262,6 +274,9 @@ def card_blocks(view: CardView) -> list[Block]:
         f"({count(view.batch_count, 'activity')})."
     )
     blocks = [section(intro)]
+    if view.rule:
+        blocks += [section(line) for line in rule_lines(view.rule, len(view.tags), view.account_tag_count,
+                                                        "at the preview")]
     if view.state == "awaiting_approval" and view.changes_since_approval:
         blocks.append(section(_changes_note(view)))
     large = large_tags_line(view.tags, view.large_threshold)
@@ -272,6 +287,10 @@ def card_blocks(view: CardView) -> list[Block]:
     if view.progress is not None:
         blocks.append(section(progress_line(view.progress)))
     blocks.append(section(_card_status(view)))
+    if view.hold_line and view.state == "approved":
+        blocks.append(section(view.hold_line))
+    if view.quota_line and view.state in ("awaiting_approval", "approved", "running"):
+        blocks.append(context(view.quota_line))
     value = str(view.request_id)
     # Also on a finished request with failures: the summary's list of tags not deleted may be cut.
     long_or_failed = len(view.tags) > LISTED_TAGS or view.state in ("completed_with_errors", "failed")
@@ -299,6 +318,18 @@ def card_blocks(view: CardView) -> list[Block]:
 def _change_lines(changes: Sequence[str], budget: int) -> str:
     lines = [f"• {escape(line, 300)}" for line in changes[:10]]
     return fit_lines(lines, budget, lambda left: f"…and {left:,} more", len(changes) - len(lines))
+
+
+def rule_lines(rule: str, matched: int, account_tags: int | None, when: str) -> list[str]:
+    """What a request found by rule says about it: the rule, the count, and a warning when it
+    matched every tag of the account."""
+    of = f" of the account's {account_tags:,}" if account_tags is not None else ""
+    lines = [f"*Rule:* `{escape(rule, 400)}` matched {count(matched, 'tag')}{of} {when}. Exactly these are "
+             "deleted: the rule is not evaluated again, so a tag that matches it later is kept."]
+    if account_tags is not None and matched >= account_tags:
+        lines.append(f":rotating_light: *This rule matches every tag of the account* ({account_tags:,}). "
+                     "Approving it deletes all of them.")
+    return lines
 
 
 def _changes_note(view: CardView) -> str:
@@ -351,7 +382,8 @@ def new_request_modal(private_metadata: str) -> dict[str, Any]:
         "submit": plain("Preview"),
         "close": plain("Cancel"),
         "blocks": [
-            section("Paste tag ids or \"quoted names\", or attach a CSV/TXT file. You will see a preview first."),
+            section("Paste tag ids or \"quoted names\", attach a CSV/TXT file, or find tags by rule. "
+                    "You will see a preview first."),
             {
                 "type": "input",
                 "block_id": "entries",
@@ -367,6 +399,15 @@ def new_request_modal(private_metadata: str) -> dict[str, Any]:
                 "label": plain("Or a CSV/TXT file"),
                 "element": {"type": "file_input", "action_id": "file", "filetypes": ["csv", "txt", "tsv"],
                             "max_files": 1},
+            },
+            {
+                "type": "input",
+                "block_id": "rule",
+                "optional": True,
+                "label": plain("Or find tags by rule"),
+                "hint": plain('empty · matching "Webinar 2023*" · created before 2024-01-01 · joined with and'),
+                "element": {"type": "plain_text_input", "action_id": "rule", "max_length": 500,
+                            "placeholder": plain('empty and matching "Webinar 2023*"')},
             },
             reason_input(),
         ],

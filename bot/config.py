@@ -87,6 +87,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_ENTRIES", "5000", "the most tag entries one request may carry, a whole number > 0"),
     Setting("MAX_FILES_PER_MESSAGE", "3", "the most files read from one message, a whole number > 0"),
     Setting("LARGE_TAG_CONTACTS", "10000", "contacts from which a tag is flagged as large on the card, a whole number > 0"),
+    Setting("CC_DAILY_QUOTA", "10000", "Constant Contact calls allowed per UTC day for this API key, a whole number > 0"),
+    Setting("QUOTA_RESERVE", "500", "calls of the daily quota kept for status polls of running deletions, a whole number >= 0"),
+    Setting("METRICS_PORT", "", "Socket Mode only: a TCP port for /metrics and /healthz (0: any free port; empty: none)"),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -136,6 +139,9 @@ class Settings:
     max_entries: int = 5000
     max_files_per_message: int = 3
     large_tag_contacts: int = 10_000
+    cc_daily_quota: int = 10_000
+    quota_reserve: int = 500
+    metrics_port: int | None = None
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -184,6 +190,13 @@ def _approvals(value: str) -> int:
 def _positive_float(value: str) -> float:
     number = float(value.strip())
     if not number > 0 or number != number or number == float("inf"):
+        raise ValueError
+    return number
+
+
+def _whole_number(value: str) -> int:
+    number = int(value.strip())
+    if number < 0:
         raise ValueError
     return number
 
@@ -259,6 +272,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "MAX_ENTRIES": ("max_entries", _positive_int),
     "MAX_FILES_PER_MESSAGE": ("max_files_per_message", _positive_int),
     "LARGE_TAG_CONTACTS": ("large_tag_contacts", _positive_int),
+    "CC_DAILY_QUOTA": ("cc_daily_quota", _positive_int),
+    "QUOTA_RESERVE": ("quota_reserve", _whole_number),
+    "METRICS_PORT": ("metrics_port", _port),
 }
 
 
@@ -328,6 +344,9 @@ def load_settings(environ: Mapping[str, str], needs: Iterable[str] = ()) -> Sett
     low, high = values.get("poll_min_seconds", 2.0), values.get("poll_max_seconds", 60.0)
     if isinstance(low, float) and isinstance(high, float) and high < low:
         problems.append("POLL_MAX_SECONDS is smaller than POLL_MIN_SECONDS: it should be at least as large")
+    quota, reserve = values.get("cc_daily_quota", 10_000), values.get("quota_reserve", 500)
+    if isinstance(quota, int) and isinstance(reserve, int) and reserve >= quota:
+        problems.append("QUOTA_RESERVE is not smaller than CC_DAILY_QUOTA: it should leave room for new requests")
     if problems:
         raise SettingsError(problems)
     return Settings(**values)  # type: ignore[arg-type]

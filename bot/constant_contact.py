@@ -45,7 +45,7 @@ __all__ = [
     "MemoryTokenStore", "DeviceCode", "PkceRequest", "OAuthFlows", "ConstantContactClient",
     "ConstantContactError", "ReauthorizationRequired", "AuthorizationFailed", "QuotaExceeded",
     "TooManyQueuedActivities", "OutcomeUnknown", "NotFound", "BadRequest", "PermissionDenied",
-    "ServiceUnavailable", "parse_activity",
+    "ServiceUnavailable", "parse_activity", "CallSeen",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ class Tag:
     tag_id: str
     name: str
     contacts_count: int | None = None
+    created_at: datetime | None = None
+    tag_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,16 @@ class Activity:
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+
+@dataclass(frozen=True)
+class CallSeen:
+    """One API call as it left and came back: what the quota ledger and the metrics count."""
+
+    method: str
+    endpoint: str  # the path with its ids replaced, such as /activities/{activity_id}
+    status: int | None  # None: sent, but no answer came back (it may have reached Constant Contact)
+    error_key: str | None = None  # on a 429: quota_exceeded or throttled
 
 
 class QuotaExceeded(ConstantContactError):
@@ -223,7 +235,9 @@ class ConstantContactClient:
         timeout: float = 10.0,
         max_retry_seconds: float = 20.0,
         clock: Callable[[], float] = time.time,
+        on_call: Callable[[CallSeen], None] | None = None,
     ) -> None:
+        self._on_call = on_call
         self._api_url = api_url.rstrip("/")
         self._host = urlsplit(self._api_url).netloc
         self._http = new_http_client(transport, timeout)
@@ -354,11 +368,13 @@ class ConstantContactClient:
         # After fetching the token, so a slow refresh cannot bunch requests up.
         self._limiter.acquire(read=method == "GET")
         try:
-            return self._http.request(method, self._api_url + path, params=params, content=content, headers=headers)
+            response = self._http.request(method, self._api_url + path, params=params, content=content,
+                                          headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # No connection was made, so nothing reached Constant Contact: safe to repeat, even a POST.
             raise _Retryable(self._unreachable(exc), f"{method} {path}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
+            self._seen(method, path, None)  # it went out and may have counted against the quota
             if method == "GET":
                 raise _Retryable(self._unreachable(exc), f"{method} {path}: {type(exc).__name__}") from exc
             # The request went out; Constant Contact may have queued the activity. Repeating it could
@@ -367,6 +383,21 @@ class ConstantContactClient:
                 f"The tag-delete request was sent to Constant Contact ({self._host}) but no answer came back "
                 f"({type(exc).__name__}). The activity may or may not exist: check recent activities and "
                 "whether the tags still exist before sending it again.") from exc
+        self._seen(method, path, response)
+        return response
+
+    def _seen(self, method: str, path: str, response: httpx.Response | None) -> None:
+        if self._on_call is None:
+            return
+        status = response.status_code if response is not None else None
+        key = None
+        if status == 429 and response is not None:
+            keys = _error_details(response)[0]
+            key = "quota_exceeded" if "quota_exceeded" in keys else ("throttled" if "throttled" in keys else None)
+        try:
+            self._on_call(CallSeen(method, _endpoint(path), status, key))
+        except Exception:  # noqa: BLE001 - counting must never fail a call
+            logger.warning("could not record a Constant Contact call", exc_info=True)
 
     def _unreachable(self, exc: Exception) -> ServiceUnavailable:
         return ServiceUnavailable(
@@ -417,6 +448,16 @@ def _log_retry(state: RetryCallState) -> None:
     reason = exc.reason if isinstance(exc, _Retryable) else "error"
     wait = state.next_action.sleep if state.next_action else 0.0
     logger.info("Constant Contact %s; retrying in %.2f s (attempt %d)", reason, wait, state.attempt_number + 1)
+
+
+def _endpoint(path: str) -> str:
+    """The path without its ids, so that calls can be counted by endpoint."""
+    parts = path.strip("/").split("/")
+    if len(parts) == 2 and parts[0] == "contact_tags":
+        return "/contact_tags/{tag_id}"
+    if len(parts) == 2 and parts[0] == "activities" and parts[1] != "contacts_tags_delete":
+        return "/activities/{activity_id}"
+    return "/" + "/".join(parts)
 
 
 def _client_error(status: int, detail: str, messages: Sequence[str], path: str) -> ConstantContactError:
@@ -497,7 +538,19 @@ def _next_cursor(body: Any) -> str | None:
 def _tag(item: Any) -> Tag:
     if not isinstance(item, Mapping) or not item.get("tag_id"):
         raise ConstantContactError("Constant Contact sent a tag without a tag_id.")
-    return Tag(str(item["tag_id"]), str(item.get("name") or ""), _optional_int(item.get("contacts_count")))
+    return Tag(str(item["tag_id"]), str(item.get("name") or ""), _optional_int(item.get("contacts_count")),
+               _optional_time(item.get("created_at")), _optional_str(item.get("tag_source")))
+
+
+def _optional_time(value: Any) -> datetime | None:
+    """An ISO-8601 date-time as Constant Contact writes it ("2024-01-31T10:00:00.000Z"), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_activity(body: Any) -> Activity:

@@ -10,11 +10,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot import blocks, tags
+from bot import blocks, quota, resolver, rules, tags
+from bot.lifecycle import batch_count
+from bot.mrkdwn import outside_text
+from bot.quota_ledger import QuotaCheck
 from bot.store import NewTag, Store
 
 log = logging.getLogger(__name__)
@@ -23,43 +26,64 @@ PREVIEW_TTL = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
-class _Listing:
-    fetched_at: float
+class Listing:
+    """One listing of the account's tags, indexed once for `resolver.resolve`."""
+
+    started_at: float
     account_tags: Sequence[Any]
-    index: tags.TagIndex
+    index: resolver.TagIndex
 
 
 class TagCatalog:
-    """The account's tags from one listing, cached briefly so a burst of previews costs one call.
+    """The account's tags as they are now: every preview is resolved against a listing that began
+    after it was asked for, so a tag created or deleted a second before is seen as it is.
 
-    The listing is indexed for `tags.resolve` once per fetch, not once per preview.
+    Previews asked for while a listing is under way share the next one (a burst of 200 previews
+    costs a few listings, not 200); a listing that began earlier is never reused for them.
     """
 
-    def __init__(self, fetch: Callable[[], Sequence[Any]], ttl_seconds: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, fetch: Callable[[], Sequence[Any]], clock: Callable[[], float] = time.monotonic) -> None:
         self._fetch = fetch
-        self._ttl = ttl_seconds
         self._clock = clock
-        self._lock = threading.Lock()
-        self._cached: _Listing | None = None
+        self._changed = threading.Condition()
+        self._latest: Listing | None = None
+        self._fetching_since: float | None = None
 
-    def tags(self) -> Sequence[Any]:
-        return self._listing().account_tags
+    def listing(self, *, not_before: float | None = None) -> Listing:
+        """A listing that began at `not_before` or later (default: now)."""
+        wanted = self._clock() if not_before is None else not_before
+        with self._changed:
+            while True:
+                if self._latest is not None and self._latest.started_at >= wanted:
+                    return self._latest
+                if self._fetching_since is None:
+                    break
+                # A listing under way: wait for it; if it began too early, the next one is ours.
+                self._changed.wait()
+            started_at = self._fetching_since = self._clock()
+        return self._fetch_listing(started_at)
 
-    def index(self) -> tags.TagIndex:
-        return self._listing().index
+    def _fetch_listing(self, started_at: float) -> Listing:
+        try:
+            account_tags = list(self._fetch())
+            fetched = Listing(started_at, account_tags, resolver.TagIndex.of(account_tags))
+        except BaseException:
+            with self._changed:
+                self._fetching_since = None
+                self._changed.notify_all()
+            raise
+        with self._changed:
+            self._latest, self._fetching_since = fetched, None
+            self._changed.notify_all()
+        return fetched
 
-    def _listing(self) -> _Listing:
-        with self._lock:
-            if self._cached is None or self._clock() - self._cached.fetched_at >= self._ttl:
-                fetched_at = self._clock()
-                account_tags = list(self._fetch())
-                self._cached = _Listing(fetched_at, account_tags, tags.TagIndex.of(account_tags))
-            return self._cached
+    def recent(self, max_age_seconds: float) -> Listing:
+        """A listing at most this old, for views that may lag a little (App Home's tag health)."""
+        return self.listing(not_before=self._clock() - max_age_seconds)
 
     def forget(self) -> None:
-        with self._lock:
-            self._cached = None
+        with self._changed:
+            self._latest = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +98,7 @@ def _lines(resolved: Sequence[Any]) -> list[blocks.TagLine]:
     return [blocks.TagLine(t.tag_id, t.name, t.contacts_count) for t in resolved]
 
 
-def nothing_matched(selection: tags.Selection, resolution: tags.Resolution) -> str:
+def nothing_matched(selection: tags.Selection, resolution: resolver.Resolution) -> str:
     parts = [f"None of the {selection.entry_count:,} entries matches exactly one tag in Constant Contact, so there is nothing to delete."]
     if resolution.unknown_ids:
         parts.append("Unknown ids: " + ", ".join(f"`{i}`" for i in resolution.unknown_ids[:10]))
@@ -88,21 +112,41 @@ def nothing_matched(selection: tags.Selection, resolution: tags.Resolution) -> s
 
 class Intake:
     def __init__(self, store: Store, catalog: TagCatalog, clock: Callable[[], datetime],
-                 required_approvals: int, large_tag_contacts: int = 0) -> None:
+                 required_approvals: int, large_tag_contacts: int = 0, max_entries: int = tags.MAX_ENTRIES) -> None:
         self.store = store
+        self.max_entries = max_entries
         self.large_tag_contacts = large_tag_contacts
         self.catalog = catalog
         self.clock = clock
         self.required_approvals = required_approvals
+        self.quota_check: QuotaCheck | None = None  # set by the runtime; None: no quota estimate
+
+    def _cost(self, contact_counts: Sequence[int | None],
+              account_tags: int) -> tuple[quota.Estimate | None, str | None]:
+        """The request's estimated Constant Contact calls, and why it cannot run today (or None)."""
+        if self.quota_check is None:
+            return None, None
+        estimate = self.quota_check.estimate(contact_counts, account_tags)
+        return estimate, self.quota_check.refusal(estimate)
+
+    def _costed(self, request_id: int, estimate: quota.Estimate | None, view: blocks.PreviewView) -> Prepared:
+        if estimate is None:
+            return Prepared(preview=view)
+        self.store.set_quota_estimate(request_id, estimate.as_record())
+        return Prepared(preview=replace(view, quota_line=quota.estimate_line(estimate)))
 
     def prepare(self, *, user_id: str, team_id: str | None, channel_id: str | None, source: str,
                 selection: tags.Selection, reason: str | None) -> Prepared:
         problem = selection.problem()
         if problem:
             return Prepared(message=problem)
-        resolution = tags.resolve(selection, self.catalog.index())
+        listing = self.catalog.listing()
+        resolution = resolver.resolve(selection, listing.index)
         if not resolution.tags:
             return Prepared(message=nothing_matched(selection, resolution))
+        estimate, refusal = self._cost([t.contacts_count for t in resolution.tags], len(listing.account_tags))
+        if refusal:
+            return Prepared(message=refusal)
         request_id = self.store.create_request(
             requester_id=user_id, team_id=team_id, origin_channel=channel_id, source=source,
             reason=reason, required_approvals=self.required_approvals,
@@ -110,10 +154,52 @@ class Intake:
             unresolved=_unresolved(selection, resolution), expires_at=self.clock() + PREVIEW_TTL,
         )
         log.info("draft created", extra={"request_id": str(request_id), "actor": user_id, "outcome": "draft"})
-        return Prepared(preview=preview_of(request_id, selection, resolution, reason, self.large_tag_contacts))
+        return self._costed(request_id, estimate,
+                            preview_of(request_id, selection, resolution, reason, self.large_tag_contacts))
 
 
-def _unresolved(selection: tags.Selection, resolution: tags.Resolution) -> dict[str, Any]:
+    def prepare_rule(self, *, user_id: str, team_id: str | None, channel_id: str | None, source: str,
+                     rule_text: str, reason: str | None) -> Prepared:
+        """A draft of exactly the tags a rule matches now; the request keeps that list, not the rule."""
+        try:
+            rule = rules.parse_rule(rule_text)
+        except rules.RuleError as error:
+            return Prepared(message=error.message)
+        listing = self.catalog.listing()
+        matched = rule.select(listing.account_tags)
+        problem = rule_problem(rule, len(matched), len(listing.account_tags), self.max_entries)
+        if problem:
+            return Prepared(message=problem)
+        found = [NewTag(t.tag_id.strip().lower(), t.name, t.contacts_count, "rule") for t in matched]
+        estimate, refusal = self._cost([t.contacts_count for t in found], len(listing.account_tags))
+        if refusal:
+            return Prepared(message=refusal)
+        request_id = self.store.create_request(
+            requester_id=user_id, team_id=team_id, origin_channel=channel_id, source=source, reason=reason,
+            required_approvals=self.required_approvals, tags=found, expires_at=self.clock() + PREVIEW_TTL,
+            rule=rule.text, account_tag_count=len(listing.account_tags),
+        )
+        log.info("draft created by rule", extra={"request_id": str(request_id), "actor": user_id, "outcome": "draft"})
+        lines = [blocks.TagLine(t.tag_id, t.name, t.contacts_count) for t in found]
+        return self._costed(request_id, estimate, blocks.PreviewView(
+            request_id=request_id, tags=lines, total_contacts=sum(t.contacts_count or 0 for t in found),
+            batch_count=batch_count(len(found)), reason=reason, large_threshold=self.large_tag_contacts,
+            rule=rule.text, account_tag_count=len(listing.account_tags),
+        ))
+
+
+def rule_problem(rule: rules.Rule, matched: int, account_tags: int, max_entries: int) -> str | None:
+    shown = outside_text(rule.text, 400)
+    if not matched:
+        return (f"The rule `{shown}` matches none of the account's {account_tags:,} tags, so there is nothing "
+                "to delete.")
+    if matched > max_entries:
+        return (f"The rule `{shown}` matches {matched:,} tags, more than the {max_entries:,} one request may "
+                "delete. Narrow it, for example with `and created before 2024-01-01`.")
+    return None
+
+
+def _unresolved(selection: tags.Selection, resolution: resolver.Resolution) -> dict[str, Any]:
     return {
         "unknown_ids": list(resolution.unknown_ids),
         "unknown_names": list(resolution.unknown_names),
@@ -123,7 +209,7 @@ def _unresolved(selection: tags.Selection, resolution: tags.Resolution) -> dict[
     }
 
 
-def preview_of(request_id: int, selection: tags.Selection, resolution: tags.Resolution,
+def preview_of(request_id: int, selection: tags.Selection, resolution: resolver.Resolution,
                reason: str | None, large_threshold: int = 0) -> blocks.PreviewView:
     return blocks.PreviewView(
         request_id=request_id,

@@ -16,7 +16,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
+from bot import blocks, quota
 from bot.approvers import ApproverDirectory
 from bot.lifecycle import batch_count
 from bot.slack_outbox import SlackOutbox, slack_error
@@ -80,6 +80,9 @@ class Notifier:
             large_threshold=self.large_tag_contacts,
             changes_since_approval=request.changes_since_approval,
             started=bool(request.changes_since_approval) and any(b.state != "pending" for b in self.store.batches(request.id)),
+            rule=request.rule,
+            account_tag_count=request.account_tag_count,
+            **_quota_lines(request),
         )
 
     def post_card(self, request: Request, channel: str) -> str:
@@ -191,3 +194,10 @@ class Notifier:
         except SlackApiError:
             return None
 
+
+def _quota_lines(request: Request) -> dict[str, str | None]:
+    estimate = quota.Estimate.from_record(request.quota_estimate)
+    return {
+        "quota_line": quota.estimate_line(estimate) if estimate else None,
+        "hold_line": quota.hold_line(request.quota_held_until) if request.quota_held_until else None,
+    }

@@ -10,6 +10,7 @@ import gc
 import logging
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from urllib.parse import urlsplit
@@ -82,6 +83,7 @@ class BotProcess:
         self.app: App = build_app(self.services, self.listener_pool)
         self.http: HttpServer | None = None
         self._socket_handler = None
+        self.ops_http: HttpServer | None = None  # /metrics and /healthz in Socket Mode, on METRICS_PORT
         self._stopped = threading.Event()
 
     def start(self, *, serve_http_in_thread: bool = True) -> "BotProcess":
@@ -92,7 +94,8 @@ class BotProcess:
             secret = self.settings.slack_signing_secret
             self.http = HttpServer(self.app, self.services.health, self.settings.host, self.settings.port,
                                    signing_secret=secret.reveal() if secret else None,
-                                   gate=self.services.ack_gate, health_details=self.settings.health_details)
+                                   gate=self.services.ack_gate, health_details=self.settings.health_details,
+                                   metrics=self.services.metrics)
             if serve_http_in_thread:
                 self.http.start_in_thread()
         tune_garbage_collector()
@@ -101,10 +104,25 @@ class BotProcess:
     def _connect_socket_mode(self) -> None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+        ack_seconds = self.services.metrics.ack_seconds
+
+        class TimedSocketModeHandler(SocketModeHandler):
+            def handle(self, client: object, req: object) -> None:  # type: ignore[override]
+                started = time.perf_counter()  # the ack is sent before handle() returns
+                try:
+                    super().handle(client, req)  # type: ignore[arg-type]
+                finally:
+                    ack_seconds.observe(time.perf_counter() - started)
+
         token = self.settings.slack_app_token.reveal() if self.settings.slack_app_token else None
-        self._socket_handler = SocketModeHandler(self.app, app_token=token)
+        self._socket_handler = TimedSocketModeHandler(self.app, app_token=token)
         self._socket_handler.connect()
         log.info("connected to Slack in Socket Mode", extra={"event": "startup"})
+        if self.settings.metrics_port is not None:
+            self.ops_http = HttpServer(None, self.services.health, self.settings.host, self.settings.metrics_port,
+                                       health_details=self.settings.health_details,
+                                       metrics=self.services.metrics).start_in_thread()
+            log.info("serving /metrics and /healthz on %s", self.ops_http.url, extra={"event": "startup"})
 
     def serve_forever(self) -> None:
         """Block until SIGTERM/SIGINT, then shut down cleanly."""
@@ -131,7 +149,7 @@ class BotProcess:
 
     def stop(self) -> None:
         """Stop taking requests, let running listeners finish, then stop the scheduler and close."""
-        steps = [self._close_socket_mode, self._close_http,
+        steps = [self._close_socket_mode, self._close_http, self._close_ops_http,
                  lambda: self.listener_pool.shutdown(wait=True, cancel_futures=False), self.services.stop]
         for step in steps:
             try:
@@ -144,6 +162,11 @@ class BotProcess:
         if self._socket_handler is not None:
             self._socket_handler.close()
             self._socket_handler = None
+
+    def _close_ops_http(self) -> None:
+        if self.ops_http is not None:
+            self.ops_http.stop()
+            self.ops_http = None
 
     def _close_http(self) -> None:
         if self.http is not None:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bot import blocks
+from bot import blocks, tag_health
 from bot.approvers import ApproverDirectory
 from bot.blocks import Progress
 from bot.lifecycle import TERMINAL_BATCH_STATES, RequestState, batch_count
@@ -25,6 +25,9 @@ class Reports:
         self.notifier = notifier
         self.approvers = approvers
         self.observe = observe
+        self.quota_today: Callable[[], str] | None = None  # today's quota in words (set by the runtime)
+        # The account's tag health for App Home (set by the runtime; None when it cannot be read).
+        self.tag_health: Callable[[], tag_health.TagHealth | None] = lambda: None
 
     def progress(self, request: Request, batches: list[Batch] | None = None) -> Progress:
         """The card's progress bar: batches only, no tag rows."""
@@ -56,6 +59,7 @@ class Reports:
             required_approvals=request.required_approvals, expires_at=request.expires_at,
             deleted=outcomes.count("deleted") if outcomes else None,
             not_deleted=(len(outcomes) - outcomes.count("deleted")) if outcomes else None, link=link,
+            held_until=request.quota_held_until,
         )
 
     def status_of(self, request: Request, with_link: bool = False) -> str:
@@ -95,13 +99,17 @@ class Reports:
     def home_blocks(self, user_id: str) -> list[dict[str, Any]]:
         mine = self.store.requests(requester_id=user_id, limit=10)
         waiting: list[Request] = []
-        if user_id in self.approvers.current():
+        approver = user_id in self.approvers.current()
+        if approver:
             waiting = [r for r in self.store.requests(states=(RequestState.AWAITING_APPROVAL.value,), limit=20)
                        if r.requester_id != user_id and user_id not in self.store.approvals(r.id)]
-        return blocks.home_blocks(
+        home = blocks.home_blocks(
             [(r.id, r.state, r.tag_count, r.reason) for r in mine],
             [(r.id, r.requester_id, r.tag_count, r.total_contacts, r.reason) for r in waiting],
         )
+        if approver and self.quota_today is not None:
+            home.insert(1, blocks.context(f":bar_chart: Constant Contact calls: {self.quota_today()}"))
+        return (home[:1] + tag_health.home_part(self.tag_health()) + home[1:])[:100]
 
     def publish_home(self, user_id: str) -> None:
         self.notifier.client.views_publish(user_id=user_id, view={"type": "home", "blocks": self.home_blocks(user_id)})

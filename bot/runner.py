@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot import blocks, lifecycle, polling, tag_changes
+from bot import blocks, lifecycle, polling, quota, tag_changes
 from bot.config import Settings
 from bot.constant_contact import (
     Activity,
@@ -31,7 +31,8 @@ from bot.constant_contact import (
 from bot.lifecycle import TERMINAL_BATCH_STATES, BatchState, RequestState
 from bot.mrkdwn import outside_text
 from bot.notifier import SUMMARY_KEY, Notifier
-from bot.store import Batch, Store
+from bot.quota_ledger import QuotaCheck
+from bot.store import Batch, Request, Store
 from bot.summary import ERROR_SHOWN, Summary, summarise
 from bot.tag_changes import TagChange, TagFacts
 
@@ -40,7 +41,8 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 30.0
 GIVE_UP_AFTER = timedelta(hours=24)
 # Up to this many tags are checked one by one before their POST; more, with one listing of the account.
-LOOKUPS_PER_TAG_UP_TO = 5
+LOOKUPS_PER_TAG_UP_TO = quota.LOOKUPS_PER_TAG_UP_TO
+QUOTA_RESET_SLACK_SECONDS = 5  # after 00:00 UTC, so that Constant Contact's own day has turned too
 WATCHDOG_SECONDS = 60
 POLL_EXECUTOR = "polls"  # the scheduler executor whose workers run status polls only
 HOUSEKEEPING_EXECUTOR = "housekeeping"  # periodic sweeps, never queued behind submissions
@@ -68,6 +70,10 @@ class Runner:
         self._lock = threading.Lock()
         self._scheduling = threading.RLock()
         self._stopping = False
+        self.quota_check: QuotaCheck | None = None  # set by the runtime; None: no hold for the quota
+        # Every tag of the account, from a listing that begins now (the runtime shares one listing
+        # among the checks and previews that ask at the same moment).
+        self.fresh_tags: Callable[[], Sequence[Any]] = lambda: self.cc().list_tags(include_count=True)
 
     # --- scheduling --------------------------------------------------------------------------
 
@@ -105,6 +111,10 @@ class Runner:
         request = self.store.get_request(request_id)
         if request is None or request.state not in (RequestState.APPROVED, RequestState.RUNNING):
             return
+        if self._held_for_quota(request):
+            return
+        if request.quota_held_until is not None:
+            self.store.set_quota_hold(request_id, None)
         if not self.store.batches(request_id):
             tag_ids = [t.tag_id for t in self.store.request_tags(request_id)]
             self.store.create_batches(request_id, lifecycle.batches(tag_ids))
@@ -114,6 +124,29 @@ class Runner:
             if batch.state == BatchState.PENDING:
                 self.submit_batch(batch.id)
         self._announce_submitted(request_id)
+
+    def _held_for_quota(self, request: Request) -> bool:
+        """A request that has sent nothing yet and cannot finish within what is left of today's
+        quota waits for the reset, so that it never stops half-way at midnight."""
+        if self.quota_check is None or request.state != RequestState.APPROVED:
+            return False
+        if any(b.state != BatchState.PENDING for b in self.store.batches(request.id)):
+            return False  # approved again after a change: part of it is already under way
+        estimate = quota.Estimate.from_record(request.quota_estimate) or self.quota_check.estimate(
+            [t.contacts_count for t in self.store.request_tags(request.id)], request.account_tag_count or 0)
+        day = self.quota_check.ledger.today()
+        if day.admits(estimate) or not day.could_ever_admit(estimate):
+            return False  # too large for any one day: it goes, and waits on Constant Contact's 429 if need be
+        now = self.clock()
+        until = quota.next_reset(now)
+        if self.store.set_quota_hold(request.id, until):
+            log.info("held for the daily quota", extra={"request_id": str(request.id), "outcome": "held"})
+            self.notifier.post_once(request.id, f"quota-hold:{quota.utc_day(now)}",
+                                    quota.hold_text(request.id, estimate, day, now))
+            self.notifier.refresh_card(request.id)
+        delay = (until - now).total_seconds() + QUOTA_RESET_SLACK_SECONDS
+        self._schedule(f"submit:{request.id}", self.submit_request, delay, request.id)
+        return True
 
     def submit_batch(self, batch_id: int) -> None:
         batch = self.store.batch(batch_id)
@@ -182,8 +215,9 @@ class Runner:
             found = [cc.get_tag(tag_id) for tag_id in tag_ids]
         else:
             wanted = set(tag_ids)
-            found = [t for t in cc.list_tags(include_count=True) if t.tag_id in wanted]
-        return {t.tag_id: TagFacts(t.tag_id, t.name, t.contacts_count) for t in found if t is not None}
+            found = [t for t in self.fresh_tags() if t.tag_id.strip().lower() in wanted]
+        return {key: TagFacts(key, t.name, t.contacts_count)
+                for t in found if t is not None for key in [t.tag_id.strip().lower()]}
 
     def _ask_again(self, batch: Batch, changes: list[TagChange]) -> None:
         expires_at = lifecycle.approval_expiry(self.clock(), self.approval_ttl_hours)

@@ -18,11 +18,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
 from bot.ack_gate import AckGate
+from bot import tag_health
 from bot.approvers import ApproverDirectory, GroupsUnavailable
 from bot.config import Settings
 from bot.lifecycle import TERMINAL_REQUEST_STATES, RequestState
 from bot.decisions import Decisions
 from bot.intake import Intake, TagCatalog
+from bot.metrics import Gauges, Metrics
+from bot.quota import budget_line
+from bot.quota_ledger import QuotaCheck, QuotaLedger
 from bot.notifier import Notifier
 from bot.reports import Reports
 from bot.runner import HOUSEKEEPING_EXECUTOR, POLL_EXECUTOR, Runner
@@ -30,6 +34,8 @@ from bot.slack_outbox import SlackOutbox
 from bot.store import Credentials, Store, utc_now
 
 log = logging.getLogger(__name__)
+
+TAG_HEALTH_MAX_AGE_SECONDS = 60.0  # App Home may show a listing this old; previews never do
 
 EXPIRY_SWEEP_SECONDS = 30
 OUTBOX_DRAIN_SECONDS = 5.0  # at shutdown; milestones still queued are posted after the restart
@@ -144,6 +150,8 @@ class Services:
     catalog: TagCatalog = field(init=False)
     runner: Runner = field(init=False)
     reports: Reports = field(init=False)
+    metrics: Metrics = field(default_factory=Metrics)
+    ledger: QuotaLedger = field(init=False)
     _cc: Any = None
     _cc_lock: threading.Lock = field(default_factory=threading.Lock)
     _stopped: bool = False
@@ -165,8 +173,11 @@ class Services:
         return cls(settings, store, slack, approvers, new_scheduler(), clock)
 
     def __post_init__(self) -> None:
+        self.ledger = QuotaLedger(self.store, self.clock, self.settings.cc_daily_quota, self.settings.quota_reserve,
+                                  self.metrics)
+        self.metrics.watch_slack(self.slack)
         self.notifier = Notifier(self.store, self.slack, self.approvers, outbox=SlackOutbox(),
-                                 outbox_client=outbox_slack_client(self.settings),
+                                 outbox_client=self.metrics.watch_slack(outbox_slack_client(self.settings)),
                                  large_tag_contacts=self.settings.large_tag_contacts)
         self.runner = Runner(self.store, lambda: self.cc, self.notifier, self.scheduler, self.settings, self.clock)
         self.notifier.progress = self.card_progress
@@ -176,8 +187,37 @@ class Services:
             on_closed=self.runner.request_closed,
         )
         self.catalog = TagCatalog(lambda: self.cc.list_tags(include_count=True))
+        self.reports.tag_health = self.tag_health
+        self.runner.fresh_tags = lambda: self.catalog.listing().account_tags
         self.intake = Intake(self.store, self.catalog, self.clock, self.settings.required_approvals,
-                             self.settings.large_tag_contacts)
+                             self.settings.large_tag_contacts, self.settings.max_entries)
+        self._watch_quota()
+
+    def _watch_quota(self) -> None:
+        check = QuotaCheck(self.ledger, self.settings.poll_min_seconds, self.settings.poll_max_seconds)
+        self.intake.quota_check = check
+        self.runner.quota_check = check
+        self.reports.quota_today = lambda: budget_line(self.ledger.today(), self.clock())
+        self.metrics.watch(Gauges(
+            requests_by_state=self.store.count_requests_by_state,
+            activities_in_flight=lambda: len(self.store.running_batches()),
+            quota_used_today=lambda: self.ledger.today().used,
+            quota_left_today=lambda: self.ledger.today().left,
+            quota_limit=self.settings.cc_daily_quota,
+            outbox_depth=self.notifier.outbox.depth,
+            oldest_in_flight_seconds=self._oldest_in_flight_seconds,
+        ))
+
+    def _oldest_in_flight_seconds(self) -> float:
+        since = self.store.oldest_in_flight_since()
+        return max(0.0, (self.clock() - since).total_seconds()) if since else 0.0
+
+    def tag_health(self) -> tag_health.TagHealth | None:
+        try:
+            return tag_health.health_of(self.catalog.recent(TAG_HEALTH_MAX_AGE_SECONDS).account_tags)
+        except Exception as error:  # noqa: BLE001 - App Home shows "unavailable" rather than nothing at all
+            log.warning("tag health unavailable: %s", type(error).__name__)
+            return None
 
     def on_approved(self, request_id: int) -> None:
         log.info("approved", extra={"request_id": str(request_id), "outcome": "approved"})
@@ -192,7 +232,7 @@ class Services:
         """The Constant Contact client, built on first use (only commands that need it pay for it)."""
         with self._cc_lock:
             if self._cc is None:
-                self._cc = cc_client_from_settings(self.settings, self.store)
+                self._cc = cc_client_from_settings(self.settings, self.store, on_call=self.ledger.record)
             return self._cc
 
     def start(self) -> None:
@@ -238,4 +278,13 @@ class Services:
                 datetime.fromtimestamp(last_cc).astimezone().isoformat() if last_cc else None
             ),
             "uptime_seconds": round(time.time() - self.started_at, 1),
+            "constant_contact_quota": self._quota_report(),
         }
+
+    def _quota_report(self) -> dict[str, Any] | str:
+        try:
+            day = self.ledger.today()
+        except Exception as error:  # noqa: BLE001 - the health report must always answer
+            return f"error: {type(error).__name__}"
+        return {"day": day.day, "used": day.used, "left": day.left, "limit": day.limit, "reserve": day.reserve,
+                "exhausted": day.exhausted}

@@ -1,6 +1,7 @@
 """HTTP mode: Bolt behind waitress (a production WSGI server) in this process.
 
-`POST /slack/events` takes commands, interactivity and events; `GET /healthz` reports health.
+`POST /slack/events` takes commands, interactivity and events; `GET /healthz` reports health and
+`GET /metrics` serves Prometheus' text format (`OpsWsgiApp`, also served alone in Socket Mode).
 What a client may send, and how slowly, is bounded here (README.md, Deploy): waitress itself only
 closes connections that are idle.
 """
@@ -27,6 +28,7 @@ from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 
 from bot.ack_gate import AckGate
+from bot.metrics import CONTENT_TYPE_LATEST, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +52,31 @@ FILES_KEPT_FOR_THE_REST = 200  # the database, Slack and Constant Contact connec
 FORWARDING_HEADERS = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
 
 
-class SlackWsgiApp:
-    def __init__(self, app: App, health: HealthReport, signing_secret: str | None = None,
-                 gate: AckGate | None = None, health_details: bool = False) -> None:
-        self.slack = SlackRequestHandler(app, path="/slack/events")
+def _json(start_response: StartResponse, status: str, payload: dict[str, Any]) -> list[bytes]:
+    body = json.dumps(payload).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class OpsWsgiApp:
+    """`/healthz` and `/metrics`. The health details and the metrics go only to this host (or to
+    everyone with HEALTH_DETAILS=true): both tell how busy the bot is and what it is doing."""
+
+    def __init__(self, health: HealthReport, metrics: Metrics | None = None, health_details: bool = False) -> None:
         self.health = health
-        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
-        self.gate = gate or AckGate()
+        self.metrics = metrics
         self.health_details = health_details
+
+    def serves(self, path: str, method: str) -> bool:
+        return path in ("/healthz", "/metrics") and method in ("GET", "HEAD")
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz" and method in ("GET", "HEAD"):
             return self._healthz(environ, start_response)
-        if path == "/slack/events" and method == "POST":
-            with self.gate.answering():
-                return self._slack(environ, start_response)
-        return self._json(start_response, "404 Not Found", {"error": "not found", "path": path})
+        if path == "/metrics" and method in ("GET", "HEAD") and self.metrics is not None:
+            return self._metrics(environ, start_response)
+        return _json(start_response, "404 Not Found", {"error": "not found", "path": path})
 
     def _healthz(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         report = self.health()
@@ -74,7 +84,39 @@ class SlackWsgiApp:
         status = "200 OK" if healthy else "503 Service Unavailable"
         if not (self.health_details or from_this_host(environ)):
             report = {"status": "ok" if healthy else "degraded"}
-        return self._json(start_response, status, report)
+        return _json(start_response, status, report)
+
+    def _metrics(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        assert self.metrics is not None
+        if not (self.health_details or from_this_host(environ)):
+            return _json(start_response, "403 Forbidden", {"error": "metrics are served to this host only"})
+        body = self.metrics.text()
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+class SlackWsgiApp:
+    def __init__(self, app: App, health: HealthReport, signing_secret: str | None = None,
+                 gate: AckGate | None = None, health_details: bool = False, metrics: Metrics | None = None) -> None:
+        self.slack = SlackRequestHandler(app, path="/slack/events")
+        self.ops = OpsWsgiApp(health, metrics, health_details)
+        self.metrics = metrics
+        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self.gate = gate or AckGate()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if self.ops.serves(path, method):
+            return self.ops(environ, start_response)
+        if path == "/slack/events" and method == "POST":
+            started = time.perf_counter()
+            try:
+                with self.gate.answering():
+                    return self._slack(environ, start_response)
+            finally:
+                if self.metrics is not None:
+                    self.metrics.ack_seconds.observe(time.perf_counter() - started)
+        return self._json(start_response, "404 Not Found", {"error": "not found", "path": path})
 
     def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         # Refused before a byte of the body is read: a request that cannot be Slack's, by its headers.
@@ -103,9 +145,7 @@ class SlackWsgiApp:
 
     @staticmethod
     def _json(start_response: StartResponse, status: str, payload: dict[str, Any]) -> list[bytes]:
-        body = json.dumps(payload).encode()
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
+        return _json(start_response, status, payload)
 
 
 def from_this_host(environ: dict[str, Any]) -> bool:
@@ -243,11 +283,14 @@ def connection_limit_for_this_process(wanted: int = CONNECTIONS_WANTED) -> int:
 class HttpServer:
     """A waitress server that can run in the foreground or in a thread and stop cleanly."""
 
-    def __init__(self, app: App, health: HealthReport, host: str, port: int, threads: int = 16,
+    def __init__(self, app: App | None, health: HealthReport, host: str, port: int, threads: int = 16,
                  signing_secret: str | None = None, gate: AckGate | None = None, *,
                  health_details: bool = False, deadlines: RequestDeadlines = RequestDeadlines(),
-                 connection_limit: int | None = None) -> None:
-        wsgi = SlackWsgiApp(app, health, signing_secret, gate, health_details)
+                 connection_limit: int | None = None, metrics: Metrics | None = None) -> None:
+        # Without a Bolt app (Socket Mode), only /healthz and /metrics are served.
+        wsgi: Callable[..., Iterable[bytes]] = (
+            SlackWsgiApp(app, health, signing_secret, gate, health_details, metrics) if app is not None
+            else OpsWsgiApp(health, metrics, health_details))
         self.server = _DeadlineServer(
             wsgi, deadlines, host=host, port=port, threads=threads, ident="deletetags-bot", channel_timeout=30,
             connection_limit=connection_limit or connection_limit_for_this_process(),

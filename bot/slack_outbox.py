@@ -139,6 +139,11 @@ class SlackOutbox:
 
     # --- waiting and stopping ---------------------------------------------------------------
 
+    def depth(self) -> int:
+        """Calls queued or being sent."""
+        with self._cond:
+            return len(self._pending) + self._sending
+
     def idle(self) -> bool:
         with self._cond:
             return not self._pending and not self._sending

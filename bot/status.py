@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.blocks import STATE_LABELS, count, progress_bar
+from bot.quota import hold_line
 
 STATUS_QUESTION = re.compile(
     r"(?ix)"
@@ -40,6 +41,7 @@ class StatusFacts:
     deleted: int | None = None
     not_deleted: int | None = None
     link: str | None = None
+    held_until: datetime | None = None  # held for Constant Contact's daily quota until its reset
 
 
 def eta_words(seconds: float | None) -> str:
@@ -58,6 +60,8 @@ def status_text(facts: StatusFacts) -> str:
     approved = ("Approved by " + ", ".join(f"<@{a}>" for a in facts.approvers) + ".") if facts.approvers else ""
     if facts.state == "awaiting_approval":
         return f"{head} Approvals {len(facts.approvers)} of {facts.required_approvals}. Nothing is deleted yet."
+    if facts.state == "approved" and facts.held_until is not None:
+        return f"{head} {hold_line(facts.held_until)} {approved}".strip()
     if facts.state in ("running", "approved"):
         items = ""
         if facts.items_total:

@@ -166,6 +166,25 @@ def _changes_since_approval(db: Database) -> None:
     db["requests"].add_column("changes_since_approval", str)
 
 
+@migrations(name="0003_quota_ledger")
+def _quota_ledger(db: Database) -> None:
+    # Constant Contact calls per UTC day (its quota resets at 00:00 UTC); `exhausted` is set when
+    # Constant Contact said quota_exceeded that day, whatever the count says (the key may be shared).
+    db["quota_ledger"].create({"day": str, "calls": int, "exhausted": int}, pk="day",
+                              not_null={"calls", "exhausted"}, defaults={"calls": 0, "exhausted": 0}, strict=True)
+    # A request's estimated calls (JSON, bot.quota.Estimate) and, while held for the quota, until when.
+    db["requests"].add_column("quota_estimate", str)
+    db["requests"].add_column("quota_held_until", str)
+
+
+@migrations(name="0004_request_rule")
+def _request_rule(db: Database) -> None:
+    # A request found by rule (bot.rules): the rule as read back, and how many tags the account had
+    # when it was evaluated (the preview warns when a rule matched every one of them).
+    db["requests"].add_column("rule", str)
+    db["requests"].add_column("account_tag_count", int)
+
+
 @dataclass(frozen=True)
 class Event:
     id: int
@@ -230,6 +249,10 @@ class Request:
     total_contacts: int
     unresolved: dict[str, Any]
     changes_since_approval: tuple[str, ...] = ()
+    rule: str | None = None
+    account_tag_count: int | None = None
+    quota_estimate: dict[str, int] | None = None
+    quota_held_until: datetime | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -253,7 +276,7 @@ class Credentials:
 
 _DATETIME_FIELDS = {
     "created_at", "updated_at", "expires_at", "decided_at", "started_at", "finished_at",
-    "submitted_at", "next_poll_at",
+    "submitted_at", "next_poll_at", "quota_held_until",
 }
 
 
@@ -273,6 +296,7 @@ def _request_from(row: dict[str, Any]) -> Request:
     row["tag_count"] = row["tag_count"] or 0
     row["total_contacts"] = row["total_contacts"] or 0
     row["changes_since_approval"] = tuple(json.loads(row.get("changes_since_approval") or "[]"))
+    row["quota_estimate"] = json.loads(row.get("quota_estimate") or "null")
     return _row_to(Request, row)
 
 
@@ -397,6 +421,8 @@ class Store:
         tags: Sequence[NewTag],
         unresolved: dict[str, Any] | None = None,
         expires_at: datetime | None = None,
+        rule: str | None = None,
+        account_tag_count: int | None = None,
     ) -> int:
         """A draft request with its resolved tags, recorded as they were at preview."""
         now = self._now()
@@ -410,6 +436,7 @@ class Store:
                     "expires_at": to_text(expires_at), "tag_count": len(tags),
                     "total_contacts": sum(t.contacts_count or 0 for t in tags),
                     "unresolved": json.dumps(unresolved or {}, sort_keys=True),
+                    "rule": rule, "account_tag_count": account_tag_count,
                 }
             )
             request_id = int(table.last_pk)
@@ -422,7 +449,8 @@ class Store:
             )
             self._add_event(
                 db, request_id, requester_id, "request.created",
-                {"source": source, "tags": len(tags), "unresolved": unresolved or {}},
+                {"source": source, "tags": len(tags), "unresolved": unresolved or {},
+                 **({"rule": rule} if rule else {})},
             )
         return request_id
 
@@ -459,6 +487,19 @@ class Store:
             return int(self.db.execute(
                 f"SELECT COUNT(*) FROM requests WHERE state IN ({', '.join('?' for _ in states)})", states
             ).fetchone()[0])
+
+    def oldest_in_flight_since(self) -> datetime | None:
+        """When the oldest approved or running request (not held for the quota) started or was approved."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT MIN(COALESCE(started_at, decided_at, updated_at)) FROM requests "
+                "WHERE state IN ('approved', 'running') AND quota_held_until IS NULL").fetchone()
+        return from_text(row[0]) if row and row[0] else None
+
+    def count_requests_by_state(self) -> dict[str, int]:
+        with self._lock:
+            rows = self.db.execute("SELECT state, COUNT(*) FROM requests GROUP BY state").fetchall()
+        return {str(state): int(n) for state, n in rows}
 
     def request_tags(self, request_id: int) -> list[TagRow]:
         with self._lock:
@@ -731,3 +772,37 @@ class Store:
                 pk="name",
             )
             self._add_event(db, None, "system", "credentials.saved", {"name": name})
+
+    # --- Constant Contact's daily quota --------------------------------------------------
+
+    def count_cc_call(self, day: str) -> None:
+        with self._unit() as db:
+            db.execute("INSERT INTO quota_ledger (day, calls) VALUES (?, 1) "
+                       "ON CONFLICT(day) DO UPDATE SET calls = calls + 1", [day])
+
+    def mark_quota_exhausted(self, day: str) -> None:
+        with self._unit() as db:
+            db.execute("INSERT INTO quota_ledger (day, exhausted) VALUES (?, 1) "
+                       "ON CONFLICT(day) DO UPDATE SET exhausted = 1", [day])
+
+    def cc_calls(self, day: str) -> tuple[int, bool]:
+        """(calls counted, whether Constant Contact said quota_exceeded) on one UTC day."""
+        with self._lock:
+            row = self.db.execute("SELECT calls, exhausted FROM quota_ledger WHERE day = ?", [day]).fetchone()
+        return (int(row[0]), bool(row[1])) if row else (0, False)
+
+    def set_quota_estimate(self, request_id: int, estimate: dict[str, int]) -> None:
+        with self._unit() as db:
+            db.execute("UPDATE requests SET quota_estimate = ? WHERE id = ?", [json.dumps(estimate), request_id])
+
+    def set_quota_hold(self, request_id: int, until: datetime | None) -> bool:
+        """Hold a request for the quota (or release it with None); True when this call changed it."""
+        with self._unit() as db:
+            cursor = db.execute(
+                "UPDATE requests SET quota_held_until = ?, updated_at = ? WHERE id = ? AND "
+                "quota_held_until IS NOT ?", [to_text(until), self._now(), request_id, to_text(until)])
+            changed = cursor.rowcount > 0
+            if changed:
+                kind = "request.held_for_quota" if until else "request.quota_hold_released"
+                self._add_event(db, request_id, "runner", kind, {"until": to_text(until)} if until else {})
+            return changed

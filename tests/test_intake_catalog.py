@@ -1,10 +1,12 @@
-"""bot.intake.TagCatalog: one listing and one index per fetch, refreshed after the TTL or `forget()`."""
+"""bot.intake.TagCatalog: every preview gets a listing that began after it was asked for; previews
+asked for while one is under way share the next, and one index is built per listing."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
-from bot import tags
+from bot import resolver, tags
 from bot.intake import TagCatalog
 from bot.sandbox.world import ManualClock
 
@@ -31,36 +33,75 @@ class Account:
         return list(self.listing)
 
 
-def test_one_fetch_and_one_index_within_the_ttl() -> None:
+def test_a_tag_created_a_moment_ago_is_seen_by_the_next_preview() -> None:
     account, clock = Account(), ManualClock()
-    catalog = TagCatalog(account, ttl_seconds=60, clock=clock)
-    first = catalog.index()
-    clock.advance(59.9)
-    assert catalog.index() is first
-    assert catalog.tags() == [AccountTag(U1, "Spring", 3)]
-    assert account.fetches == 1
-    resolution = tags.resolve(tags.Selection(names=("spring",)), first)
-    assert resolution.tag_ids == (U1,)
-
-
-def test_the_index_follows_the_listing_after_the_ttl() -> None:
-    account, clock = Account(), ManualClock()
-    catalog = TagCatalog(account, ttl_seconds=60, clock=clock)
-    first = catalog.index()
+    catalog = TagCatalog(account, clock=clock)
+    first = catalog.listing()
     account.listing.append(AccountTag(U2, "Summer", None))
-    clock.advance(60)
-    second = catalog.index()
-    assert second is not first
-    assert set(second.by_id) == {U1, U2}
-    assert catalog.index() is second
-    assert len(catalog.tags()) == 2
+    clock.advance(1)
+    second = catalog.listing()
+    assert second is not first and set(second.index.by_id) == {U1, U2}
+    resolution = resolver.resolve(tags.Selection(names=("summer",)), second.index)
+    assert resolution.tag_ids == (U2,)
     assert account.fetches == 2
 
 
-def test_forget_fetches_again() -> None:
-    account = Account()
-    catalog = TagCatalog(account, clock=ManualClock())
-    first = catalog.index()
-    catalog.forget()
-    assert catalog.index() is not first
-    assert account.fetches == 2
+def test_a_listing_that_began_after_the_question_is_reused() -> None:
+    account, clock = Account(), ManualClock()
+    catalog = TagCatalog(account, clock=clock)
+    asked = clock()
+    first = catalog.listing(not_before=asked)
+    assert catalog.listing(not_before=asked) is first
+    assert account.fetches == 1
+
+
+def test_a_recent_listing_serves_views_that_may_lag() -> None:
+    account, clock = Account(), ManualClock()
+    catalog = TagCatalog(account, clock=clock)
+    first = catalog.listing()
+    clock.advance(30)
+    assert catalog.recent(60) is first
+    clock.advance(31)
+    assert catalog.recent(60) is not first and account.fetches == 2
+
+
+def test_previews_asked_during_a_listing_share_the_next_one() -> None:
+    release, started = threading.Event(), threading.Event()
+    fetches: list[int] = []
+
+    def slow_fetch() -> list[AccountTag]:
+        fetches.append(1)
+        started.set()
+        release.wait(5)
+        return [AccountTag(U1, "Spring", 3)]
+
+    clock = ManualClock()
+    catalog = TagCatalog(slow_fetch, clock=clock)
+    early = threading.Thread(target=catalog.listing)
+    early.start()
+    started.wait(5)
+    clock.advance(1)
+    waiting = [threading.Thread(target=catalog.listing) for _ in range(8)]
+    for thread in waiting:
+        thread.start()
+    release.set()  # the first listing began before these eight were asked: they need one more
+    for thread in [early, *waiting]:
+        thread.join(5)
+    assert len(fetches) == 2
+
+
+def test_a_failed_listing_lets_the_next_preview_try_again() -> None:
+    calls: list[int] = []
+
+    def flaky() -> list[AccountTag]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Constant Contact is down")
+        return [AccountTag(U1, "Spring", 3)]
+
+    catalog = TagCatalog(flaky)
+    try:
+        catalog.listing()
+    except RuntimeError:
+        pass
+    assert [t.tag_id for t in catalog.listing().account_tags] == [U1]

@@ -14,19 +14,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import tags
+from bot import resolver, tags
+from bot.resolver import TagIndex, batches, resolve
 from bot.tags import (
     USAGE,
     Command,
     InputError,
     Junk,
     Selection,
-    TagIndex,
-    batches,
     parse_command,
     parse_file,
     parse_text,
-    resolve,
 )
 
 settings.register_profile("long", max_examples=10_000)
@@ -682,9 +680,9 @@ def test_resolve_by_id_and_name() -> None:
     selection = Selection(ids=(U2, U5), names=("  spring   PROMO 2024 ",))
     resolution = resolve(selection, ACCOUNT)
     assert resolution.tags == (
-        tags.ResolvedTag(U2, "Summer", None, "id"),
-        tags.ResolvedTag(U5, "Caf\u00e9", 3, "id"),
-        tags.ResolvedTag(U1, "Spring Promo 2024", 120, "name"),
+        resolver.ResolvedTag(U2, "Summer", None, "id"),
+        resolver.ResolvedTag(U5, "Caf\u00e9", 3, "id"),
+        resolver.ResolvedTag(U1, "Spring Promo 2024", 120, "name"),
     )
     assert resolution.total_contacts == 123
     assert not resolution.counts_complete
@@ -694,13 +692,13 @@ def test_resolve_by_id_and_name() -> None:
 
 def test_names_match_after_unicode_normalisation() -> None:
     resolution = resolve(Selection(names=("CAFE\u0301",)), ACCOUNT)
-    assert resolution.tags == (tags.ResolvedTag(U5, "Caf\u00e9", 3, "name"),)
+    assert resolution.tags == (resolver.ResolvedTag(U5, "Caf\u00e9", 3, "name"),)
 
 
 def test_ambiguous_name_is_never_selected() -> None:
     resolution = resolve(Selection(names=("promo",)), ACCOUNT)
     assert resolution.tags == ()
-    assert resolution.ambiguous == (tags.Ambiguity("promo", (PROMO, PROMO_UPPER)),)
+    assert resolution.ambiguous == (resolver.Ambiguity("promo", (PROMO, PROMO_UPPER)),)
 
 
 def test_unknown_ids_and_names() -> None:
@@ -745,7 +743,7 @@ def test_tag_index_counts_an_id_listed_twice_once() -> None:
     index = TagIndex.of([SPRING, again, SUMMER])
     assert dict(index.by_id) == {U1: SPRING, U2: SUMMER}
     assert resolve(Selection(names=("other name",)), index).unknown_names == ("other name",)
-    assert resolve(Selection(ids=(U1,)), index).tags == (tags.ResolvedTag(U1, "Spring Promo 2024", 120, "id"),)
+    assert resolve(Selection(ids=(U1,)), index).tags == (resolver.ResolvedTag(U1, "Spring Promo 2024", 120, "id"),)
 
 
 def test_resolve_parsed_text_end_to_end() -> None:
@@ -797,6 +795,9 @@ def test_trimmed_characters_are_exactly_whitespace_and_zero_width() -> None:
     assert tags._trim("\u200b \ufeff\u3000 a \u2060\x85\u200b") == "a"
 
 
+PURE_NEIGHBOURS = {"bot.mrkdwn", "bot.rules"}  # pure modules of the bot that the parser may use
+
+
 def imports_of(path: str) -> set[str]:
     tree = ast.parse(Path(path).read_text(encoding="utf-8"))
     imported = set()
@@ -805,18 +806,19 @@ def imports_of(path: str) -> set[str]:
             imported |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module)
-    return {name if name == "bot.mrkdwn" else name.split(".")[0] for name in imported}
+    return {name if name in PURE_NEIGHBOURS else name.split(".")[0] for name in imported}
 
 
 def test_module_imports_only_the_standard_library() -> None:
-    # bot.mrkdwn (the rule for outside text in Slack) is the one module of the bot it may use, and it
-    # imports only the standard library itself.
-    from bot import mrkdwn
+    # bot.mrkdwn (the rule for outside text in Slack) and bot.rules (what a rule's first word is) are
+    # the modules of the bot it may use; they import only the standard library and each other.
+    from bot import mrkdwn, rules
 
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
     imported = imports_of(tags.__file__)
-    assert imported and imported <= stdlib | {"bot.mrkdwn"}
+    assert imported and imported <= stdlib | PURE_NEIGHBOURS
     assert imports_of(mrkdwn.__file__) <= stdlib
+    assert imports_of(rules.__file__) <= stdlib | {"bot.mrkdwn"}
 
 
 # ---------------------------------------------------------------- properties

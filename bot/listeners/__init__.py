@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, errors, events, middleware, tag_list, views
+from bot.listeners import actions, commands, errors, events, middleware, tag_health, tag_list, views
 from bot.runtime import Services
 
 
@@ -16,3 +16,4 @@ def register(app: App, services: Services) -> None:
     actions.register(app, services)
     views.register(app, services)
     tag_list.register(app, services)
+    tag_health.register(app, services)

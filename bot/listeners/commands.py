@@ -10,9 +10,11 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import blocks, tags
+from bot import blocks, rules, tags
+from bot.intake import Prepared
 from bot.listeners.errors import after_ack
 from bot.listeners.replies import explain_cc_error
+from bot.mrkdwn import outside_text
 from bot.request_numbers import not_a_request_number, typed_request_number
 from bot.runtime import Services
 
@@ -56,10 +58,27 @@ def on_request(services: Services, ack: Ack, command: dict[str, Any], parsed: ta
 
 def preview(services: Services, command: dict[str, Any], selection: tags.Selection, reason: str | None,
             respond: Respond) -> None:
-    prepared = explain_cc_error(lambda: services.intake.prepare(
+    show_preview(respond, explain_cc_error(lambda: services.intake.prepare(
         user_id=command["user_id"], team_id=command.get("team_id"), channel_id=command.get("channel_id"),
         source="command", selection=selection, reason=reason,
-    ))
+    )))
+
+
+def on_rule(services: Services, ack: Ack, command: dict[str, Any], parsed: tags.Command,
+            respond: Respond, client: WebClient) -> None:
+    try:
+        rule = rules.parse_rule(parsed.argument or "")
+    except rules.RuleError as error:
+        ack(response_type="ephemeral", text=error.message)
+        return
+    ack(response_type="ephemeral", text=f":mag: Finding the tags that match `{outside_text(rule.text, 400)}`…")
+    after_ack(services, command, client, lambda: show_preview(respond, explain_cc_error(
+        lambda: services.intake.prepare_rule(
+            user_id=command["user_id"], team_id=command.get("team_id"), channel_id=command.get("channel_id"),
+            source="rule", rule_text=parsed.argument or "", reason=parsed.reason))))
+
+
+def show_preview(respond: Respond, prepared: Prepared | str) -> None:
     if isinstance(prepared, str):
         respond(response_type="ephemeral", text=prepared)
     elif prepared.preview is None:
@@ -112,6 +131,7 @@ HANDLERS: dict[str, Handler] = {
     "help": on_help,
     "modal": on_modal,
     "request": on_request,
+    "rule": on_rule,
     "cancel": on_cancel,
     "status": on_status,
     "list": on_list,

@@ -11,7 +11,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from bot import blocks, slack_files, tags
+from bot import blocks, rules, slack_files, tags
 from bot.listeners.replies import explain_cc_error
 from bot.request_numbers import request_number
 from bot.runtime import Services
@@ -48,24 +48,42 @@ def selection_from_modal(services: Services, view: dict[str, Any], client: WebCl
     return selection
 
 
+def form_problem(view: dict[str, Any]) -> dict[str, str] | None:
+    """What the form must say next to a field before anything is looked up, or None."""
+    has_entries = bool(text_of(view, "entries", "text")) or bool(field_value(view, "file", "file").get("files"))
+    rule_text = text_of(view, "rule", "rule")
+    if not has_entries and not rule_text:
+        return {"entries": "Paste tag ids or \"names\", attach a CSV/TXT file, or write a rule below."}
+    if has_entries and rule_text:
+        return {"rule": "Use either a rule or tags and a file, not both: clear one of them."}
+    if rule_text:
+        try:
+            rules.parse_rule(rule_text)
+        except rules.RuleError as error:
+            return {"rule": error.message}
+    return None
+
+
 def on_new_request(services: Services, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-    has_text = bool(text_of(view, "entries", "text"))
-    has_file = bool(field_value(view, "file", "file").get("files"))
-    if not has_text and not has_file:
-        ack(response_action="errors", errors={"entries": "Paste tag ids or \"names\", or attach a CSV/TXT file."})
+    problem = form_problem(view)
+    if problem:
+        ack(response_action="errors", errors=problem)
         return
     ack()
     user = body["user"]["id"]
     metadata = json.loads(view.get("private_metadata") or "{}")
     channel = metadata.get("channel")
+    where = {"user_id": user, "team_id": metadata.get("team"), "channel_id": channel, "source": "modal",
+             "reason": text_of(view, "reason", "reason")}
 
     def prepare() -> Any:
+        if text_of(view, "rule", "rule"):
+            return services.intake.prepare_rule(rule_text=text_of(view, "rule", "rule"), **where)
         try:
             selection = selection_from_modal(services, view, client)
         except slack_files.FileProblem as problem:
             return str(problem)
-        return services.intake.prepare(user_id=user, team_id=metadata.get("team"), channel_id=channel,
-                                       source="modal", selection=selection, reason=text_of(view, "reason", "reason"))
+        return services.intake.prepare(selection=selection, **where)
 
     deliver_preview(services, channel, user, explain_cc_error(prepare))
 

@@ -311,12 +311,21 @@ def check_approvers(ctx: CheckContext) -> CheckResult:
 # --- Constant Contact ------------------------------------------------------------------------------
 
 
+def _ledger(ctx: CheckContext) -> Any:
+    from bot.quota_ledger import QuotaLedger
+    from bot.store import utc_now
+
+    assert ctx.settings is not None and ctx.store is not None
+    return QuotaLedger(ctx.store, utc_now, ctx.settings.cc_daily_quota, ctx.settings.quota_reserve)
+
+
 def _cc_client(ctx: CheckContext) -> Any:
     from bot.runtime import cc_client_from_settings
 
     assert ctx.settings is not None and ctx.store is not None
+    # check's own calls count against the daily quota like the bot's.
     return cc_client_from_settings(ctx.settings, ctx.store, timeout=CC_TIMEOUT_SECONDS,
-                                   max_retry_seconds=CC_RETRY_SECONDS)
+                                   max_retry_seconds=CC_RETRY_SECONDS, on_call=_ledger(ctx).record)
 
 
 def check_cc_token(ctx: CheckContext) -> CheckResult:
@@ -371,6 +380,20 @@ def check_cc_tags(ctx: CheckContext) -> CheckResult:
     return passed(name, f"{len(tags):,} tag(s) listed at {_host(ctx.settings.cc_api_url if ctx.settings else '')}")
 
 
+def check_cc_quota(ctx: CheckContext) -> CheckResult | None:
+    from bot.quota import budget_line
+    from bot.store import utc_now
+
+    name = "Constant Contact daily quota"
+    if ctx.settings is None or ctx.store is None:
+        return not_checked(name, "needs the database, where the bot counts its calls")
+    day = _ledger(ctx).today()
+    line = budget_line(day, utc_now())
+    if day.left_for_new == 0:
+        return failed(name, line, "new requests wait until 00:00 UTC; running deletions keep their reserve")
+    return passed(name, line)
+
+
 CHECKS: tuple[Check, ...] = (
     check_settings,
     check_database,
@@ -382,6 +405,7 @@ CHECKS: tuple[Check, ...] = (
     check_cc_token,
     check_cc_privileges,
     check_cc_tags,
+    check_cc_quota,
 )
 
 

@@ -545,6 +545,14 @@ class DailyQuota:
         self._roll()
         self._used = max(self._used, self.limit)
 
+    def spend(self, calls: int) -> None:
+        self._roll()
+        self._used = min(self.limit, self._used + calls)
+
+    def used_today(self) -> int:
+        self._roll()
+        return self._used
+
 
 # ---------------------------------------------------------------- example data
 

@@ -439,9 +439,11 @@ class ConstantContactSimulator:
         with self._lock:
             return self._auth.new_chain(REFRESH_SCOPE, confidential=True)
 
-    def add_tag(self, name: str, contacts_count: int = 0) -> str:
+    def add_tag(self, name: str, contacts_count: int = 0, *, tag_source: str | None = None,
+                created_at: float | None = None) -> str:
+        """A tag as if made in Constant Contact; `created_at` is simulated epoch seconds (default now)."""
         with self._lock:
-            return self._account.add_tag(name, contacts_count).tag_id
+            return self._account.add_tag(name, contacts_count, tag_source, created_at).tag_id
 
     def change_tag(self, tag_id: str, *, name: str | None = None, contacts_count: int | None = None) -> None:
         """Rename a tag or change how many contacts carry it, as work in Constant Contact's UI would."""
@@ -493,6 +495,22 @@ class ConstantContactSimulator:
     def exhaust_quota(self) -> None:
         with self._lock:
             self._quota.exhaust()
+
+    def set_daily_quota(self, limit: int) -> None:
+        """Calls allowed per simulated UTC day from now on (the calls already counted today stay)."""
+        with self._lock:
+            self._quota.limit = limit
+
+    def spend_quota(self, calls: int) -> None:
+        """Count calls against today's quota as if made earlier (by the bot before a restart, say)."""
+        with self._lock:
+            self._quota.spend(calls)
+
+    def quota_used_today(self) -> int:
+        """API calls counted against the quota on the simulated clock's UTC day: every call the gateway
+        let through, whatever its answer; refused ones (429) do not count."""
+        with self._lock:
+            return self._quota.used_today()
 
     def forget_activity(self, activity_id: str) -> None:
         with self._lock:

@@ -95,8 +95,10 @@ def _wait_finished(world: World, request_id: int) -> str:
     return world.store.get_request(request_id).state
 
 
-def run_demo(echo: Echo = print, directory: Path | None = None) -> int:
-    """The scripted walkthrough; prints the transcript and returns the exit code."""
+def run_demo(echo: Echo = print, directory: Path | None = None,
+             before_stop: Callable[[World], None] | None = None) -> int:
+    """The scripted walkthrough; prints the transcript and returns the exit code. `before_stop` may look
+    at the world once the story is told (tests compare the bot's records with the simulators')."""
     world = start_world(directory or Path(tempfile.mkdtemp(prefix="deletetags-demo-")),
                         env=DEMO_ENV, activity_seconds=4.0)
     try:
@@ -114,6 +116,8 @@ def run_demo(echo: Echo = print, directory: Path | None = None) -> int:
              f"Audit events recorded: {len(world.store.events())}.")
         if any(s != "completed" for s in states):
             raise DemoFailed(f"expected both requests to complete, got {states}")
+        if before_stop is not None:
+            before_stop(world)
         return 0
     finally:
         world.stop()

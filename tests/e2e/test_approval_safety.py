@@ -17,6 +17,13 @@ from tests.e2e.helpers import add_tags, card, last_ephemeral, refreshed, request
 
 DELETE_PATH = "/activities/contacts_tags_delete"
 
+FAST = {"POLL_MIN_SECONDS": "0.2", "POLL_MAX_SECONDS": "1", "RECONCILE_DELAY_SECONDS": "0.5"}
+
+
+@pytest.fixture
+def world_env() -> dict[str, str]:
+    return dict(FAST)
+
 
 def delete_posts(world: World) -> int:
     return sum(1 for r in list(world.cc.request_log) if r.method == "POST" and r.path.endswith(DELETE_PATH))
@@ -156,7 +163,7 @@ def test_a_change_in_the_second_batch_stops_it_and_a_rejection_then_summarises_t
 # --- every approval is checked again when the last one arrives ----------------------------------
 
 
-@pytest.mark.parametrize("world_env", [{"REQUIRED_APPROVALS": "2"}])
+@pytest.mark.parametrize("world_env", [{**FAST, "REQUIRED_APPROVALS": "2"}])
 def test_an_approval_by_someone_since_removed_from_the_group_does_not_count(world: World) -> None:
     (tag,) = add_tags(world, ("Spring Promo", 30))
     request_id, message = request_to_card(world, f"{tag} reason: promo over")

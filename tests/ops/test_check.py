@@ -66,9 +66,10 @@ def test_everything_passes_in_the_sandbox(granted: World) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert all(line.startswith("✓") for line in lines[:-1]), result.output
-    assert lines[-1] == "9 passed, 0 failed"
+    assert lines[-1] == "10 passed, 0 failed"
     for name in ("Settings (HTTP mode)", "Database", "Slack bot token", "Slack scopes", "Approval channel",
-                 "Approvers", "Constant Contact token", "Constant Contact user", "Constant Contact tags"):
+                 "Approvers", "Constant Contact token", "Constant Contact user", "Constant Contact tags",
+                 "Constant Contact daily quota"):
         assert line_for(result.output, name).startswith("✓")
     assert all(secret not in result.output for secret in secrets_of(env))
     # The refresh rotated the token; the new one is in the database, ready for the bot.
@@ -94,7 +95,7 @@ def test_check_runs_as_a_real_process(granted: World) -> None:
     done = subprocess.run([sys.executable, "-m", "bot", "check"], env=env, cwd=ROOT, capture_output=True,
                           timeout=60, encoding="utf-8")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "✓ Slack bot token" in done.stdout and "9 passed, 0 failed" in done.stdout
+    assert "✓ Slack bot token" in done.stdout and "10 passed, 0 failed" in done.stdout
     assert all(secret not in done.stdout + done.stderr for secret in secrets_of(granted.env))
 
 
@@ -238,3 +239,25 @@ def test_run_checks_returns_results_a_program_can_read(granted: World) -> None:
     assert [r.ok for r in results] == [True] * len(results)
     assert granted.env["SLACK_BOT_TOKEN"] in secrets
     assert {r.name for r in results} >= {"Database", "Slack scopes", "Constant Contact tags"}
+
+
+def test_check_counts_its_own_calls_and_shows_the_quota(granted: World) -> None:
+    """check's calls go into the ledger (the token refresh does not: the token endpoint is not part of
+    the API quota), and the line shows used and left today, matching the simulator's own count."""
+    env = dict(granted.env, APPROVAL_CHANNEL=granted.channel)
+    result = check(env)
+    assert result.exit_code == 0, result.output
+    used = granted.cc.quota_used_today()
+    assert used == 2  # GET /account/user/privileges, one page of GET /contact_tags
+    line = line_for(result.output, "Constant Contact daily quota")
+    assert line.startswith(f"✓ Constant Contact daily quota: {used} of 10,000 used today, {10_000 - used:,} left; "
+                           "500 kept for running deletions; resets at 00:00 UTC (in "), line
+
+
+def test_check_fails_when_nothing_is_left_for_new_requests(granted: World) -> None:
+    env = dict(granted.env, APPROVAL_CHANNEL=granted.channel, CC_DAILY_QUOTA="600", QUOTA_RESERVE="598")
+    result = check(env)
+    assert result.exit_code == 1
+    line = line_for(result.output, "Constant Contact daily quota")
+    assert line.startswith("✗ Constant Contact daily quota: 2 of 600 used today, 598 left; 598 kept"), line
+    assert "fix: new requests wait until 00:00 UTC" in result.output

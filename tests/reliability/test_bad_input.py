@@ -330,7 +330,7 @@ def test_an_empty_form_is_refused_inline(corpus: Corpus) -> None:
                                  what="the modal")
     response = world.driver.submit_view(world.people.requester, view, {"reason": {"reason": "why not"}})
     assert response.json() == {"response_action": "errors",
-                               "errors": {"entries": "Paste tag ids or \"names\", or attach a CSV/TXT file."}}
+                               "errors": {"entries": "Paste tag ids or \"names\", attach a CSV/TXT file, or write a rule below."}}
 
 
 def test_the_corpus_is_large_enough() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from bot import intake, slack_files, tags
+from bot import intake, resolver, slack_files, tags
 from bot.listeners import events
 from bot.sandbox.slack import Ephemeral
 from bot.sandbox.world import World
@@ -211,7 +211,7 @@ def test_what_a_request_records_and_shows_uses_the_true_junk_count() -> None:
     data = b"00000000-0000-4000-8000-000000000001\n" + b"nope\n" * 500
     selection = tags.parse_file(data, filename="tags.txt")
     assert len(selection.junk) == tags.JUNK_EXAMPLES
-    resolution = tags.resolve(selection, [])
+    resolution = resolver.resolve(selection, [])
     assert intake._unresolved(selection, resolution)["junk"] == 500
     shown = intake.preview_of(1, selection, resolution, None).junk_summary
     assert shown is not None and shown.endswith("…and 495 more")

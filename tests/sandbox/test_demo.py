@@ -5,11 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.sandbox.demo import run_console, run_demo
+from bot.sandbox.world import World
 
 
 def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
     lines: list[str] = []
-    assert run_demo(echo=lines.append, directory=tmp_path) == 0
+    counts: list[tuple[int, int]] = []
+
+    def count_calls(world: World) -> None:
+        counts.append((world.bot.services.ledger.today().used, world.cc.quota_used_today()))
+
+    assert run_demo(echo=lines.append, directory=tmp_path, before_stop=count_calls) == 0
+    # The quota ledger agrees with Constant Contact's own count, to the call, over the whole story.
+    (ledger, simulator), = counts
+    assert ledger == simulator > 10
     output = "\n".join(lines)
     for step in ("/deletetags", "Request approval", "@otto clicked [ Approve ]", "Only the configured approvers",
                  "@alex clicked [ Approve ]", "@bea: status?", "ETA", "old-tags.csv",
