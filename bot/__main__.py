@@ -137,6 +137,35 @@ def audit(request_id: int | None, actors: tuple[str, ...], since: datetime | Non
 
 
 @cli.command()
+@click.argument("request_id", type=int)
+@click.option("--csv", "as_csv", is_flag=True, help="Write every recorded tagging as CSV (formula-safe).")
+def snapshot(request_id: int, as_csv: bool) -> None:
+    """Show or export the snapshot taken before a request's tags were deleted."""
+    from bot.ops import configure_tool_logging, only
+    from bot.snapshot_report import snapshot_csv, snapshot_table
+    from bot.store import Store
+
+    environ = only(os.environ, ("DELETETAGS_DB", "LOG_LEVEL", "LOG_FORMAT"))
+    settings = settings_or_exit((), environ)
+    configure_tool_logging(environ)
+    if not settings.db_path.exists():
+        click.echo(f"deletetags-bot snapshot: no database at {settings.db_path} (check DELETETAGS_DB)", err=True)
+        sys.exit(1)
+    store = Store(settings.db_path)
+    try:
+        recorded = [s for s in store.snapshots(request_id) if s.state == "complete"]
+        if not recorded:
+            purged = any(s.state == "purged" for s in store.snapshots(request_id))
+            why = "was purged after SNAPSHOT_RETENTION_DAYS" if purged else "was recorded"
+            click.echo(f"deletetags-bot snapshot: no snapshot of request #{request_id} {why}.", err=True)
+            sys.exit(1)
+        rows = list(store.snapshot_taggings(request_id))
+        click.echo(snapshot_csv(rows) if as_csv else snapshot_table(rows) + "\n", nl=False)
+    finally:
+        store.close()
+
+
+@cli.command()
 @click.option("--interactive", is_flag=True, help="Open a console where you type as different people.")
 def demo(interactive: bool) -> None:
     """Offline walkthrough: simulator, Slack emulator and the real bot on 127.0.0.1."""

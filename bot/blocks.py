@@ -66,6 +66,7 @@ class PreviewView:
     rule: str | None = None  # the tags were found by this rule (bot.rules), evaluated once, now
     account_tag_count: int | None = None  # how many tags the account had when the rule was evaluated
     quota_line: str | None = None  # the Constant Contact calls it will take (bot.quota.estimate_line)
+    snapshot_line: str | None = None  # whether a snapshot is taken first (bot.snapshot_report.SnapshotPlan)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class CardView:
     rule: str | None = None
     account_tag_count: int | None = None
     quota_line: str | None = None  # the Constant Contact calls it will take (bot.quota.estimate_line)
+    snapshot_line: str | None = None  # whether a snapshot is taken first (bot.snapshot_report.SnapshotPlan)
     hold_line: str | None = None  # held for the daily quota until its reset (bot.quota.hold_line)
 
 
@@ -214,7 +216,9 @@ def preview_blocks(view: PreviewView) -> list[Block]:
         blocks.append(section(fit_lines(problems, SECTION_LIMIT, lambda left: f"…and {left:,} more like these")))
         blocks.append(context("Entries that matched nothing or several tags are left out: they will not be deleted."))
     reason = f"Reason: {escape(view.reason, REASON_SHOWN)}" if view.reason else "You will be asked for a reason."
-    blocks.append(context(f"{reason} Nothing is deleted until an approver approves. Deleted tags cannot be restored."))
+    blocks.append(context(f"{reason} Nothing is deleted until an approver approves."))
+    if view.snapshot_line:
+        blocks.append(section(view.snapshot_line))
     if view.quota_line:
         blocks.append(context(view.quota_line))
     value = str(view.request_id)
@@ -287,6 +291,8 @@ def card_blocks(view: CardView) -> list[Block]:
     if view.progress is not None:
         blocks.append(section(progress_line(view.progress)))
     blocks.append(section(_card_status(view)))
+    if view.snapshot_line and view.state in ("awaiting_approval", "approved"):
+        blocks.append(section(view.snapshot_line))
     if view.hold_line and view.state == "approved":
         blocks.append(section(view.hold_line))
     if view.quota_line and view.state in ("awaiting_approval", "approved", "running"):
@@ -297,7 +303,7 @@ def card_blocks(view: CardView) -> list[Block]:
     see_all = [button(f"See all {len(view.tags):,} tags", ACTION_SHOW_TAGS, value)] if long_or_failed else []
     if view.state == "awaiting_approval":
         if view.approver_mention:
-            blocks.append(context(f"Approvers: {view.approver_mention}. Deleted tags cannot be restored."))
+            blocks.append(context(f"Approvers: {view.approver_mention}."))
         blocks.append(
             {
                 "type": "actions",

@@ -87,6 +87,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_ENTRIES", "5000", "the most tag entries one request may carry, a whole number > 0"),
     Setting("MAX_FILES_PER_MESSAGE", "3", "the most files read from one message, a whole number > 0"),
     Setting("LARGE_TAG_CONTACTS", "10000", "contacts from which a tag is flagged as large on the card, a whole number > 0"),
+    Setting("SNAPSHOTS", "true", "true or false: record which contacts carry each tag before deleting it"),
+    Setting("SNAPSHOT_MAX_CONTACTS", "500000", "the most contacts a request's tags may carry and still be snapshotted, a whole number > 0"),
+    Setting("SNAPSHOT_RETENTION_DAYS", "90", "days a snapshot is kept before it is purged, a whole number > 0"),
     Setting("CC_DAILY_QUOTA", "10000", "Constant Contact calls allowed per UTC day for this API key, a whole number > 0"),
     Setting("QUOTA_RESERVE", "500", "calls of the daily quota kept for status polls of running deletions, a whole number >= 0"),
     Setting("METRICS_PORT", "", "Socket Mode only: a TCP port for /metrics and /healthz (0: any free port; empty: none)"),
@@ -139,6 +142,9 @@ class Settings:
     max_entries: int = 5000
     max_files_per_message: int = 3
     large_tag_contacts: int = 10_000
+    snapshots: bool = True
+    snapshot_max_contacts: int = 500_000
+    snapshot_retention_days: int = 90
     cc_daily_quota: int = 10_000
     quota_reserve: int = 500
     metrics_port: int | None = None
@@ -272,6 +278,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str], object]]] = {
     "MAX_ENTRIES": ("max_entries", _positive_int),
     "MAX_FILES_PER_MESSAGE": ("max_files_per_message", _positive_int),
     "LARGE_TAG_CONTACTS": ("large_tag_contacts", _positive_int),
+    "SNAPSHOTS": ("snapshots", _flag),
+    "SNAPSHOT_MAX_CONTACTS": ("snapshot_max_contacts", _positive_int),
+    "SNAPSHOT_RETENTION_DAYS": ("snapshot_retention_days", _positive_int),
     "CC_DAILY_QUOTA": ("cc_daily_quota", _positive_int),
     "QUOTA_RESERVE": ("quota_reserve", _whole_number),
     "METRICS_PORT": ("metrics_port", _port),

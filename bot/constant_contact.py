@@ -45,12 +45,15 @@ __all__ = [
     "MemoryTokenStore", "DeviceCode", "PkceRequest", "OAuthFlows", "ConstantContactClient",
     "ConstantContactError", "ReauthorizationRequired", "AuthorizationFailed", "QuotaExceeded",
     "TooManyQueuedActivities", "OutcomeUnknown", "NotFound", "BadRequest", "PermissionDenied",
-    "ServiceUnavailable", "parse_activity", "CallSeen",
+    "ServiceUnavailable", "parse_activity", "CallSeen", "ContactTagging", "Conflict", "MAX_TAGGING_TAG_IDS",
+    "MAX_TAGGING_CONTACT_IDS",
 ]
 
 logger = logging.getLogger(__name__)
 
 MAX_TAG_IDS = 500
+MAX_TAGGING_TAG_IDS = 50  # tags named in one GET /contacts, or added by one contacts_taggings_add
+MAX_TAGGING_CONTACT_IDS = 500  # source.contact_ids of one contacts_taggings_add
 PAGE_LIMIT = 500
 TERMINAL_STATES = frozenset({"completed", "failed", "cancelled", "timed_out"})
 # The prose of GET /activities spells the state `time_out`; the enum says `timed_out`.
@@ -90,6 +93,17 @@ class Activity:
 
 
 @dataclass(frozen=True)
+class ContactTagging:
+    """A contact carrying some of the tags asked about, as GET /contacts reported it."""
+
+    contact_id: str
+    status: str  # active, deleted, not_set, pending_confirmation, temp_hold or unsubscribed
+    # Of the tags asked about that this contact carries (lowercase ids, in the order asked). Empty only
+    # when several tags were asked and the contact's taggings, as sent, name none of them.
+    tag_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class CallSeen:
     """One API call as it left and came back: what the quota ledger and the metrics count."""
 
@@ -123,6 +137,10 @@ class BadRequest(ConstantContactError):
     def __init__(self, message: str, messages: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.messages = tuple(messages)
+
+
+class Conflict(BadRequest):
+    """409: the name is taken (creating or renaming a tag)."""
 
 
 class PermissionDenied(ConstantContactError):
@@ -287,6 +305,78 @@ class ConstantContactClient:
                 "carried no readable activity. Check recent activities and whether the tags still exist "
                 "before sending it again.") from None
 
+    def contacts_tagged(self, tag_ids: Sequence[str], page_size: int = PAGE_LIMIT) -> Iterator[list[ContactTagging]]:
+        """Every contact (any status, deleted ones included) carrying any of these tags (at most 50 ids
+        a call), page by page, following the cursor; each page is a list. Raises ValueError for > 50 ids."""
+        asked = _valid_ids(tag_ids, MAX_TAGGING_TAG_IDS, "tag ids", "one contacts listing names")
+        if not 1 <= page_size <= PAGE_LIMIT:
+            raise ValueError(f"page_size must be between 1 and {PAGE_LIMIT}")
+        asked = list(dict.fromkeys(i.strip().lower() for i in asked))
+        return self._contact_pages(asked, page_size)
+
+    def _contact_pages(self, asked: list[str], page_size: int) -> Iterator[list[ContactTagging]]:
+        # The filters go with every page, cursor or not: the cursor may or may not carry them.
+        base = {"tags": ",".join(asked), "status": "all", "include": "taggings", "limit": str(page_size)}
+        cursor: str | None = None
+        seen_cursors: set[str] = set()
+        seen_contacts: set[str] = set()
+        while True:
+            body = self._get_json("/contacts", ({"cursor": cursor} if cursor else {}) | base)
+            page = []
+            for item in _items(body, "contacts"):
+                tagging = _contact_tagging(item, asked)
+                if tagging.contact_id not in seen_contacts:  # a contact moved across a page boundary
+                    seen_contacts.add(tagging.contact_id)
+                    page.append(tagging)
+            cursor = _next_cursor(body)
+            if page:
+                yield page
+            if cursor is None:
+                return
+            if cursor in seen_cursors:
+                raise ConstantContactError("Constant Contact sent the same page cursor twice; listing stopped.")
+            seen_cursors.add(cursor)
+
+    def create_tag(self, name: str, tag_source: str | None = None) -> tuple[Tag, bool]:
+        """Create a tag; when the name is taken (409), return the existing tag with that name and False.
+
+        A 5xx or a lost answer raises OutcomeUnknown (never re-posted); calling again is safe, since
+        a tag that did get made then answers 409 and comes back as the existing one."""
+        if not isinstance(name, str) or not name.strip() or len(name) > 255 or "<" in name or ">" in name:
+            raise ValueError("a tag name has 1 to 255 characters and no < or >")
+        body: dict[str, Any] = {"name": name} | ({"tag_source": tag_source} if tag_source is not None else {})
+        try:
+            response = self._call("POST", "/contact_tags", body=body)
+        except Conflict:
+            wanted = name.casefold()
+            existing = next((t for t in self.list_tags(include_count=False) if t.name.casefold() == wanted), None)
+            if existing is None:
+                raise ConstantContactError(
+                    f"Constant Contact said a tag named {name!r} exists (HTTP 409), but no tag of that name "
+                    "is listed.") from None
+            return existing, False
+        try:
+            return _tag(response.json()), True
+        except (ValueError, ConstantContactError):
+            raise OutcomeUnknown(
+                f"Constant Contact accepted the tag-create request (HTTP {response.status_code}) but its answer "
+                "carried no readable tag. Creating it again is safe: a tag that exists answers 409.") from None
+
+    def create_taggings_add(self, tag_ids: Sequence[str], contact_ids: Sequence[str]) -> Activity:
+        """Queue tagging up to 500 contacts with up to 50 tags (a POST: never retried blindly, like
+        create_tags_delete). Deleted contacts are not tagged: the activity names them in its errors."""
+        tags = _valid_ids(tag_ids, MAX_TAGGING_TAG_IDS, "tag ids", "one tagging activity adds")
+        contacts = _valid_ids(contact_ids, MAX_TAGGING_CONTACT_IDS, "contact ids", "one tagging activity tags")
+        response = self._call("POST", "/activities/contacts_taggings_add",
+                              body={"source": {"contact_ids": contacts}, "tag_ids": tags})
+        try:
+            return parse_activity(response.json())
+        except (ValueError, ConstantContactError):
+            raise OutcomeUnknown(
+                f"Constant Contact accepted the tagging request (HTTP {response.status_code}) but its answer "
+                "carried no readable activity. Check recent activities and the contacts' tags before sending "
+                "it again.") from None
+
     def get_activity(self, activity_id: str) -> Activity:
         return parse_activity(self._get_json(f"/activities/{_segment(activity_id)}"))
 
@@ -380,9 +470,8 @@ class ConstantContactClient:
             # The request went out; Constant Contact may have queued the activity. Repeating it could
             # create a second activity the bot never hears of, so the caller must reconcile instead.
             raise OutcomeUnknown(
-                f"The tag-delete request was sent to Constant Contact ({self._host}) but no answer came back "
-                f"({type(exc).__name__}). The activity may or may not exist: check recent activities and "
-                "whether the tags still exist before sending it again.") from exc
+                f"The {_request_name(path)} was sent to Constant Contact ({self._host}) but no answer came back "
+                f"({type(exc).__name__}). {_reconcile_hint(path)}") from exc
         self._seen(method, path, response)
         return response
 
@@ -418,8 +507,8 @@ class ConstantContactClient:
             # A 5xx on the create may follow a commit (a gateway failing after the activity was
             # queued); repeating it could queue a second delete. The runner reconciles instead.
             raise OutcomeUnknown(
-                f"Constant Contact ({self._host}) answered HTTP {status} to the tag-delete request. The "
-                "activity may or may not exist: check whether the tags still exist before sending it again.")
+                f"Constant Contact ({self._host}) answered HTTP {status} to the {_request_name(path)}. "
+                f"{_checked_hint(path)}")
         if status >= 500:
             raise _Retryable(ServiceUnavailable(
                 f"Constant Contact ({self._host}) kept answering HTTP {status} for "
@@ -450,17 +539,44 @@ def _log_retry(state: RetryCallState) -> None:
     logger.info("Constant Contact %s; retrying in %.2f s (attempt %d)", reason, wait, state.attempt_number + 1)
 
 
+_ACTIVITY_TYPES = frozenset({"contacts_tags_delete", "contacts_taggings_add"})
+_POST_NAMES = {"/activities/contacts_tags_delete": "tag-delete request", "/contact_tags": "tag-create request",
+               "/activities/contacts_taggings_add": "tagging request"}
+
+
+def _request_name(path: str) -> str:
+    return _POST_NAMES.get(path, f"request to {path}")
+
+
+def _reconcile_hint(path: str) -> str:
+    if path == "/contact_tags":
+        return "The tag may or may not exist: creating it again is safe (an existing name answers 409)."
+    if path == "/activities/contacts_taggings_add":
+        return ("The activity may or may not exist: check recent activities and the contacts' tags before "
+                "sending it again.")
+    return ("The activity may or may not exist: check recent activities and whether the tags still exist "
+            "before sending it again.")
+
+
+def _checked_hint(path: str) -> str:
+    if path == "/activities/contacts_tags_delete":
+        return "The activity may or may not exist: check whether the tags still exist before sending it again."
+    return _reconcile_hint(path)
+
+
 def _endpoint(path: str) -> str:
     """The path without its ids, so that calls can be counted by endpoint."""
     parts = path.strip("/").split("/")
     if len(parts) == 2 and parts[0] == "contact_tags":
         return "/contact_tags/{tag_id}"
-    if len(parts) == 2 and parts[0] == "activities" and parts[1] != "contacts_tags_delete":
+    if len(parts) == 2 and parts[0] == "activities" and parts[1] not in _ACTIVITY_TYPES:
         return "/activities/{activity_id}"
     return "/" + "/".join(parts)
 
 
 def _client_error(status: int, detail: str, messages: Sequence[str], path: str) -> ConstantContactError:
+    if status == 409:
+        return Conflict(f"Constant Contact rejected the request (HTTP 409): {detail}", messages)
     if status in (400, 409, 415, 422):
         return BadRequest(f"Constant Contact rejected the request (HTTP {status}): {detail}", messages)
     if status == 403:
@@ -509,6 +625,44 @@ def _valid_tag_ids(tag_ids: Sequence[str]) -> list[str]:
     if not all(isinstance(i, str) and i.strip() for i in ids):
         raise ValueError("every tag id must be a non-empty string")
     return ids
+
+
+def _valid_ids(ids: Sequence[str], most: int, what: str, where: str) -> list[str]:
+    if isinstance(ids, str):
+        raise ValueError(f"{what} must be a list, not one string")
+    unique = list(dict.fromkeys(ids))
+    if not unique:
+        raise ValueError(f"at least one of the {what} is needed")
+    if len(unique) > most:
+        raise ValueError(f"{where} at most {most} {what}; got {len(unique)}")
+    if not all(isinstance(i, str) and i.strip() for i in unique):
+        raise ValueError(f"every one of the {what} must be a non-empty string")
+    return unique
+
+
+_ACTIVE_PERMISSIONS = frozenset({"explicit", "implicit"})
+
+
+def _contact_tagging(item: Any, asked: Sequence[str]) -> ContactTagging:
+    """A contact of GET /contacts: its status (the spec's ContactResource has no status field: a deleted
+    contact has `deleted_at`; any other shows it in email_address.permission_to_send, where explicit or
+    implicit mean active) and which of the asked tags its taggings hold."""
+    if not isinstance(item, Mapping) or not item.get("contact_id"):
+        raise ConstantContactError("Constant Contact sent a contact without a contact_id.")
+    email = item.get("email_address")
+    permission = str(email.get("permission_to_send") or "").strip().lower() if isinstance(email, Mapping) else ""
+    if item.get("deleted_at"):
+        status = "deleted"
+    elif permission in _ACTIVE_PERMISSIONS:
+        status = "active"
+    else:
+        status = permission or "not_set"
+    raw = item.get("taggings")
+    carried = {str(t).strip().lower() for t in raw} if isinstance(raw, list) else set()
+    tags = tuple(t for t in asked if t in carried)
+    if not tags and len(asked) == 1:
+        tags = (asked[0],)  # the filter named one tag only, so the contact carries it
+    return ContactTagging(str(item["contact_id"]), status, tags)
 
 
 def _segment(value: str) -> str:

@@ -18,6 +18,7 @@ from bot import blocks, quota, resolver, rules, tags
 from bot.lifecycle import batch_count
 from bot.mrkdwn import outside_text
 from bot.quota_ledger import QuotaCheck
+from bot.snapshot_report import SnapshotPlan
 from bot.store import NewTag, Store
 
 log = logging.getLogger(__name__)
@@ -120,16 +121,20 @@ class Intake:
         self.clock = clock
         self.required_approvals = required_approvals
         self.quota_check: QuotaCheck | None = None  # set by the runtime; None: no quota estimate
+        self.snapshot_plan: Callable[[int], SnapshotPlan] | None = None  # set by the runtime
 
     def _cost(self, contact_counts: Sequence[int | None],
               account_tags: int) -> tuple[quota.Estimate | None, str | None]:
         """The request's estimated Constant Contact calls, and why it cannot run today (or None)."""
         if self.quota_check is None:
             return None, None
-        estimate = self.quota_check.estimate(contact_counts, account_tags)
+        snapshot = self.snapshot_plan is not None and self.snapshot_plan(sum(c or 0 for c in contact_counts)).will_snapshot
+        estimate = self.quota_check.estimate(contact_counts, account_tags, snapshot)
         return estimate, self.quota_check.refusal(estimate)
 
     def _costed(self, request_id: int, estimate: quota.Estimate | None, view: blocks.PreviewView) -> Prepared:
+        if self.snapshot_plan is not None:
+            view = replace(view, snapshot_line=self.snapshot_plan(view.total_contacts).line())
         if estimate is None:
             return Prepared(preview=view)
         self.store.set_quota_estimate(request_id, estimate.as_record())

@@ -10,6 +10,8 @@ listeners only call this after they have acknowledged Slack.
 from __future__ import annotations
 
 import logging
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,7 +21,9 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks, quota
 from bot.approvers import ApproverDirectory
 from bot.lifecycle import batch_count
+from bot.slack_files import file_origins, origin_of
 from bot.slack_outbox import SlackOutbox, slack_error
+from bot.snapshot_report import SnapshotPlan
 from bot.store import Request, Store
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,18 @@ class CardNotPosted(Exception):
         self.advice = advice
 
 
+class UploadRefused(Exception):
+    """A file's bytes were not handed over: the upload URL was not Slack's, or it refused them."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # an upload URL that redirects is refused, not followed
+
+
+_UPLOADS = urllib.request.build_opener(_NoRedirects)
+
+
 class Notifier:
     def __init__(self, store: Store, client: WebClient, approvers: ApproverDirectory,
                  progress: Callable[[int], blocks.Progress | None] | None = None,
@@ -56,6 +72,7 @@ class Notifier:
         # The outbox answers a 429 itself (it holds the channel): its client must not sleep on it.
         self.queued_client = outbox_client or client
         self.large_tag_contacts = large_tag_contacts
+        self.snapshot_plan: Callable[[int], SnapshotPlan] | None = None  # set by the runtime
 
     # --- the card --------------------------------------------------------------------------
 
@@ -82,6 +99,7 @@ class Notifier:
             started=bool(request.changes_since_approval) and any(b.state != "pending" for b in self.store.batches(request.id)),
             rule=request.rule,
             account_tag_count=request.account_tag_count,
+            snapshot_line=self.snapshot_plan(request.total_contacts).line() if self.snapshot_plan else None,
             **_quota_lines(request),
         )
 
@@ -137,6 +155,50 @@ class Notifier:
 
         self.outbox.post(channel, send, f"thread post {key!r} of #{request_id}", thread_ts=thread_ts,
                          urgent=key == SUMMARY_KEY, on_give_up=give_up)
+        return True
+
+    def upload_to_thread(self, request_id: int, key: str, filename: str, content: bytes, comment: str) -> bool:
+        """Queue a file for the card's thread, exactly once per (request, key); False if already claimed.
+
+        The three steps of Slack's upload (files.getUploadURLExternal, a POST of the bytes to the
+        URL it returns, files.completeUploadExternal) are made here rather than by slack_sdk's
+        files_upload_v2, so the upload URL is checked before the bytes go anywhere: only Slack's
+        file host (or, in tests and the sandbox, the emulator's own origin) gets them, with no
+        token (the URL is pre-signed) and no redirect followed. A refusal is retried by the outbox
+        like any other; when it gives up the claim is released, so a later call may upload again.
+        """
+        request = self.store.get_request(request_id)
+        if request is None or not request.card_ts or not self.store.claim_notice(request_id, key):
+            return False
+        channel, thread_ts = request.approval_channel, request.card_ts
+        client = self.queued_client
+
+        def send() -> None:
+            ticket = client.files_getUploadURLExternal(filename=filename, length=len(content))
+            url, file_id = str(ticket.get("upload_url") or ""), str(ticket.get("file_id") or "")
+            origin = origin_of(url)
+            if origin not in file_origins(client.base_url):
+                log.warning("upload URL refused: not on Slack's file host", extra={
+                    "outcome": "refused", "request_id": str(request_id),
+                    "event": f"file {file_id} to {origin[1] if origin else '?'}"})
+                raise UploadRefused(f"upload URL not on Slack's file host ({origin[1] if origin else '?'})")
+            post = urllib.request.Request(url, data=content, method="POST",
+                                          headers={"Content-Type": "application/octet-stream"})
+            try:
+                with _UPLOADS.open(post, timeout=client.timeout) as answer:  # noqa: S310 - origin checked above
+                    answer.read()
+            except urllib.error.HTTPError as error:
+                error.close()
+                raise UploadRefused(f"Slack's file host answered HTTP {error.code}") from None
+            client.files_completeUploadExternal(files=[{"id": file_id, "title": filename}], channel_id=channel,
+                                                thread_ts=thread_ts, initial_comment=comment)
+            self.store.notice_posted(request_id, key, file_id)
+
+        def give_up() -> None:
+            self.store.release_notice(request_id, key)
+
+        self.outbox.post(channel, send, f"file upload {key!r} of #{request_id}", thread_ts=thread_ts,
+                         on_give_up=give_up)
         return True
 
     def settle_claimed(self, request_id: int) -> None:

@@ -30,7 +30,7 @@ class Estimate:
     checks: int  # re-reading the batch's tags right before each delete POST
     deletes: int  # one POST per batch of up to 500 tags
     polls: int  # status polls until every activity ends (expected, not guaranteed)
-    snapshot_pages: int = 0  # contacts saved before deleting; no snapshot feature yet, so 0
+    snapshot_pages: int = 0  # GET /contacts pages of the snapshot taken before deleting (bot/snapshots.py)
 
     @property
     def total(self) -> int:
@@ -109,13 +109,26 @@ def expected_polls(contacts: int, poll_min: float, poll_max: float) -> int:
     return polls + POLLS_MARGIN
 
 
-def estimate(contact_counts: Sequence[int | None], account_tags: int, poll_min: float, poll_max: float) -> Estimate:
+def estimate(contact_counts: Sequence[int | None], account_tags: int, poll_min: float, poll_max: float,
+             snapshot: bool = False) -> Estimate:
     batches = batches_of(contact_counts)
     return Estimate(
         checks=sum(check_calls(len(b), account_tags) for b in batches),
         deletes=len(batches),
         polls=sum(expected_polls(sum(b), poll_min, poll_max) for b in batches),
+        snapshot_pages=sum(snapshot_pages(b) for b in batches) if snapshot else 0,
     )
+
+
+SNAPSHOT_PAGE_CONTACTS = 500  # GET /contacts answers up to 500 contacts a page
+SNAPSHOT_TAGS_PER_LISTING = 50  # and filters on up to 50 tags a listing
+
+
+def snapshot_pages(batch_counts: Sequence[int]) -> int:
+    """Pages of GET /contacts to snapshot one batch: each group of 50 tags is listed on its own; a contact
+    carrying several tags of a group is listed once, so this is an upper bound."""
+    groups = [batch_counts[i:i + SNAPSHOT_TAGS_PER_LISTING] for i in range(0, len(batch_counts), SNAPSHOT_TAGS_PER_LISTING)]
+    return sum(max(1, math.ceil(sum(group) / SNAPSHOT_PAGE_CONTACTS)) for group in groups)
 
 
 # --- words ----------------------------------------------------------------------------------------

@@ -52,8 +52,8 @@ class QuotaCheck:
         self.poll_min = poll_min
         self.poll_max = poll_max
 
-    def estimate(self, contact_counts: Sequence[int | None], account_tags: int) -> Estimate:
-        return quota.estimate(contact_counts, account_tags, self.poll_min, self.poll_max)
+    def estimate(self, contact_counts: Sequence[int | None], account_tags: int, snapshot: bool = False) -> Estimate:
+        return quota.estimate(contact_counts, account_tags, self.poll_min, self.poll_max, snapshot)
 
     def refusal(self, estimate: Estimate) -> str | None:
         """Why a preview cannot go on, or None when the request can finish today."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot import blocks, lifecycle, polling, quota, tag_changes
+from bot import blocks, lifecycle, polling, quota, snapshot_report, tag_changes
 from bot.config import Settings
 from bot.constant_contact import (
     Activity,
@@ -32,6 +32,7 @@ from bot.lifecycle import TERMINAL_BATCH_STATES, BatchState, RequestState
 from bot.mrkdwn import outside_text
 from bot.notifier import SUMMARY_KEY, Notifier
 from bot.quota_ledger import QuotaCheck
+from bot.snapshots import Snapshots
 from bot.store import Batch, Request, Store
 from bot.summary import ERROR_SHOWN, Summary, summarise
 from bot.tag_changes import TagChange, TagFacts
@@ -71,6 +72,7 @@ class Runner:
         self._scheduling = threading.RLock()
         self._stopping = False
         self.quota_check: QuotaCheck | None = None  # set by the runtime; None: no hold for the quota
+        self.snapshots: Snapshots | None = None  # set by the runtime; None: nothing is snapshotted
         # Every tag of the account, from a listing that begins now (the runtime shares one listing
         # among the checks and previews that ask at the same moment).
         self.fresh_tags: Callable[[], Sequence[Any]] = lambda: self.cc().list_tags(include_count=True)
@@ -152,7 +154,14 @@ class Runner:
         batch = self.store.batch(batch_id)
         if batch is None or batch.state != BatchState.PENDING or not self._is_running(batch.request_id):
             return  # a request stopped for approval again keeps its remaining batches pending
+        # Tags checked, snapshot recorded, and, when recording it took time, the tags checked again:
+        # what goes out is what the approvers saw, and its snapshot is committed first.
         if not self._unchanged_since_approval(batch):
+            return
+        had_snapshot = self._has_snapshot(batch)
+        if not self._snapshot_recorded(batch):
+            return
+        if not had_snapshot and self._has_snapshot(batch) and not self._unchanged_since_approval(batch):
             return
         if not self.store.transition_batch(
             batch_id, [BatchState.PENDING], BatchState.SUBMITTING, kind="batch.submitting", submitted_at=self.clock()
@@ -209,6 +218,28 @@ class Runner:
             return False
         return True
 
+    def _has_snapshot(self, batch: Batch) -> bool:
+        snapshot = self.store.snapshot(batch.request_id, batch.batch_no)
+        return snapshot is not None and snapshot.state == "complete"
+
+    def _snapshot_recorded(self, batch: Batch) -> bool:
+        """Whether the batch may go: its snapshot is complete and committed, or it is not snapshotted."""
+        if self.snapshots is None:
+            return True
+        try:
+            snapshot = self.snapshots.ensure(batch)
+        except (QuotaExceeded, TooManyQueuedActivities, ServiceUnavailable) as error:
+            self._postpone(batch, BatchState.PENDING, error)
+            return False
+        except ConstantContactError as error:
+            self._batch_failed(batch, BatchState.PENDING, f"no snapshot could be recorded, so it was not deleted: {error}")
+            return False
+        if snapshot is not None:
+            batch_count = len(self.store.batches(batch.request_id))
+            self.notifier.post_once(batch.request_id, f"snapshot:{batch.batch_no}", snapshot_report.milestone_text(
+                batch.batch_no, batch_count, batch.tag_count, snapshot.contacts or 0, snapshot.taggings or 0))
+        return True
+
     def _tags_now(self, tag_ids: list[str]) -> dict[str, TagFacts]:
         cc = self.cc()
         if len(tag_ids) <= LOOKUPS_PER_TAG_UP_TO:
@@ -225,6 +256,9 @@ class Runner:
                                               [c.describe() for c in changes], expires_at):
             return
         request_id = batch.request_id
+        # Snapshots of batches not sent yet describe the old facts: they are recorded again.
+        self.store.discard_snapshots(request_id, [b.batch_no for b in self.store.batches(request_id)
+                                                  if b.state == BatchState.PENDING])
         log.warning("tags changed since the approval; asking again", extra={"request_id": str(request_id),
                                                                             "outcome": "changed_since_approval"})
         sent = sum(1 for b in self.store.batches(request_id) if b.state != BatchState.PENDING)
@@ -451,10 +485,23 @@ class Runner:
                                    request.started_at, request.finished_at)
         if self.notifier.post_once(request_id, SUMMARY_KEY, text):
             self.notifier.refresh_card(request_id, final=True)
+        self._share_snapshot(request_id)
         # Checked again later until it is posted: the outbox gives up on a post Slack keeps
         # refusing (the bot removed from the channel, a revoked token) and releases its claim.
         if self.store.notices(request_id).get(SUMMARY_KEY) != "posted":
             self._schedule(f"summary:{request_id}", self.post_summary, RETRY_SECONDS, request_id)
+
+    def _share_snapshot(self, request_id: int) -> None:
+        """The snapshot as a CSV file in the thread, once, after the summary."""
+        recorded = [s for s in self.store.snapshots(request_id) if s.state == "complete"]
+        if not recorded:
+            return
+        content = snapshot_report.snapshot_csv(self.store.snapshot_taggings(request_id)).encode()
+        contacts = sum(s.contacts or 0 for s in recorded)
+        self.notifier.upload_to_thread(
+            request_id, "snapshot_csv", f"snapshot-request-{request_id}.csv", content,
+            f":camera_with_flash: The snapshot taken before deleting: {contacts:,} contacts by tag "
+            f"(also `deletetags-bot snapshot {request_id} --csv`).")
 
     # --- start-up ---------------------------------------------------------------------------
 

@@ -31,10 +31,12 @@ from bot.notifier import Notifier
 from bot.reports import Reports
 from bot.runner import HOUSEKEEPING_EXECUTOR, POLL_EXECUTOR, Runner
 from bot.slack_outbox import SlackOutbox
+from bot.snapshots import Snapshots
 from bot.store import Credentials, Store, utc_now
 
 log = logging.getLogger(__name__)
 
+SNAPSHOT_PURGE_HOURS = 6  # snapshots past SNAPSHOT_RETENTION_DAYS go within hours
 TAG_HEALTH_MAX_AGE_SECONDS = 60.0  # App Home may show a listing this old; previews never do
 
 EXPIRY_SWEEP_SECONDS = 30
@@ -150,6 +152,7 @@ class Services:
     catalog: TagCatalog = field(init=False)
     runner: Runner = field(init=False)
     reports: Reports = field(init=False)
+    snapshots: Snapshots = field(init=False)
     metrics: Metrics = field(default_factory=Metrics)
     ledger: QuotaLedger = field(init=False)
     _cc: Any = None
@@ -191,6 +194,10 @@ class Services:
         self.runner.fresh_tags = lambda: self.catalog.listing().account_tags
         self.intake = Intake(self.store, self.catalog, self.clock, self.settings.required_approvals,
                              self.settings.large_tag_contacts, self.settings.max_entries)
+        self.snapshots = Snapshots(self.store, lambda: self.cc, self.settings, self.clock)
+        self.runner.snapshots = self.snapshots
+        self.intake.snapshot_plan = self.snapshots.plan
+        self.notifier.snapshot_plan = self.snapshots.plan
         self._watch_quota()
 
     def _watch_quota(self) -> None:
@@ -243,6 +250,11 @@ class Services:
         self.runner.recover()
         self.scheduler.add_job(
             self.decisions.expire_overdue, "interval", seconds=EXPIRY_SWEEP_SECONDS, id="expire-overdue",
+            replace_existing=True, executor=HOUSEKEEPING_EXECUTOR,
+        )
+        self.snapshots.purge_expired()
+        self.scheduler.add_job(
+            self.snapshots.purge_expired, "interval", hours=SNAPSHOT_PURGE_HOURS, id="purge-snapshots",
             replace_existing=True, executor=HOUSEKEEPING_EXECUTOR,
         )
 

@@ -185,6 +185,22 @@ def _request_rule(db: Database) -> None:
     db["requests"].add_column("account_tag_count", int)
 
 
+@migrations(name="0005_snapshots")
+def _snapshots(db: Database) -> None:
+    # Which contacts carried each tag of a batch, recorded just before that batch's delete POST.
+    db["snapshots"].create(
+        {"request_id": int, "batch_no": int, "state": str, "contacts": int, "taggings": int,
+         "started_at": str, "completed_at": str},
+        pk=("request_id", "batch_no"), foreign_keys=[("request_id", "requests", "id")],
+        not_null={"request_id", "batch_no", "state"}, strict=True,
+    )
+    db["snapshot_taggings"].create(
+        {"request_id": int, "batch_no": int, "tag_id": str, "contact_id": str, "contact_status": str},
+        pk=("request_id", "tag_id", "contact_id"), foreign_keys=[("request_id", "requests", "id")], strict=True,
+    )
+    db["snapshot_taggings"].create_index(["request_id", "batch_no"])
+
+
 @dataclass(frozen=True)
 class Event:
     id: int
@@ -257,6 +273,25 @@ class Request:
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_REQUEST_STATES
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    request_id: int
+    batch_no: int
+    state: str  # recording | complete | purged
+    contacts: int | None
+    taggings: int | None
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SnapshotTagging:
+    tag_name: str
+    tag_id: str
+    contact_id: str
+    contact_status: str
 
 
 @dataclass(frozen=True)
@@ -699,6 +734,85 @@ class Store:
                     "UPDATE request_tags SET outcome = ?, outcome_detail = ? WHERE request_id = ? AND tag_id = ?",
                     [outcome, detail, request_id, tag_id],
                 )
+
+    # --- snapshots (undo) --------------------------------------------------------------
+
+    def start_snapshot(self, request_id: int, batch_no: int) -> None:
+        """Begin (or begin again, after a crash) recording a batch's snapshot: rows of a recording
+        that did not complete are dropped first."""
+        with self._unit() as db:
+            db.execute("DELETE FROM snapshot_taggings WHERE request_id = ? AND batch_no = ?", [request_id, batch_no])
+            db.execute(
+                "INSERT OR REPLACE INTO snapshots (request_id, batch_no, state, started_at) VALUES (?, ?, 'recording', ?)",
+                [request_id, batch_no, self._now()],
+            )
+
+    def add_snapshot_taggings(self, request_id: int, batch_no: int,
+                              rows: Sequence[tuple[str, str, str]]) -> None:
+        """(tag_id, contact_id, contact_status) rows of a recording snapshot."""
+        with self._unit() as db:
+            db.conn.executemany(
+                "INSERT OR REPLACE INTO snapshot_taggings (request_id, batch_no, tag_id, contact_id, contact_status) "
+                "VALUES (?, ?, ?, ?, ?)", [(request_id, batch_no, *row) for row in rows],
+            )
+
+    def complete_snapshot(self, request_id: int, batch_no: int) -> Snapshot:
+        """Mark the batch's snapshot complete, with its counts and an audit event, in one transaction."""
+        with self._unit() as db:
+            contacts, taggings = db.execute(
+                "SELECT COUNT(DISTINCT contact_id), COUNT(*) FROM snapshot_taggings WHERE request_id = ? AND batch_no = ?",
+                [request_id, batch_no],
+            ).fetchone()
+            db.execute(
+                "UPDATE snapshots SET state = 'complete', contacts = ?, taggings = ?, completed_at = ? "
+                "WHERE request_id = ? AND batch_no = ?", [contacts, taggings, self._now(), request_id, batch_no],
+            )
+            self._add_event(db, request_id, "runner", "snapshot.recorded",
+                            {"batch": batch_no, "contacts": contacts, "taggings": taggings})
+        snapshot = self.snapshot(request_id, batch_no)
+        assert snapshot is not None
+        return snapshot
+
+    def snapshot(self, request_id: int, batch_no: int) -> Snapshot | None:
+        with self._lock:
+            rows = list(self.db["snapshots"].rows_where("request_id = ? AND batch_no = ?", [request_id, batch_no]))
+        return _row_to(Snapshot, rows[0]) if rows else None
+
+    def snapshots(self, request_id: int) -> list[Snapshot]:
+        with self._lock:
+            rows = self.db["snapshots"].rows_where("request_id = ?", [request_id], order_by="batch_no")
+            return [_row_to(Snapshot, r) for r in rows]
+
+    def discard_snapshots(self, request_id: int, batch_nos: Iterable[int]) -> None:
+        """Snapshots of batches not sent yet, after their tags changed: recorded again before their POST."""
+        with self._unit() as db:
+            for batch_no in batch_nos:
+                db.execute("DELETE FROM snapshot_taggings WHERE request_id = ? AND batch_no = ?", [request_id, batch_no])
+                db.execute("DELETE FROM snapshots WHERE request_id = ? AND batch_no = ?", [request_id, batch_no])
+
+    def snapshot_taggings(self, request_id: int) -> Iterator[SnapshotTagging]:
+        """Every recorded tagging of a request with the tag's name, by tag name then contact id."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT t.name, s.tag_id, s.contact_id, s.contact_status FROM snapshot_taggings s "
+                "JOIN request_tags t ON t.request_id = s.request_id AND t.tag_id = s.tag_id "
+                "WHERE s.request_id = ? ORDER BY t.name, s.tag_id, s.contact_id", [request_id],
+            ).fetchall()
+        return (SnapshotTagging(*row) for row in rows)
+
+    def purge_snapshots(self, completed_before: datetime) -> list[int]:
+        """Drop the taggings of snapshots completed before the cutoff; each purge is audited."""
+        with self._unit() as db:
+            old = db.execute(
+                "SELECT DISTINCT request_id FROM snapshots WHERE state = 'complete' AND completed_at < ?",
+                [to_text(completed_before)],
+            ).fetchall()
+            purged = [row[0] for row in old]
+            for request_id in purged:
+                db.execute("DELETE FROM snapshot_taggings WHERE request_id = ?", [request_id])
+                db.execute("UPDATE snapshots SET state = 'purged' WHERE request_id = ?", [request_id])
+                self._add_event(db, request_id, "system", "snapshot.purged", {"completed_before": to_text(completed_before)})
+        return purged
 
     # --- Slack event de-duplication and posted notices ------------------------------
 

@@ -236,7 +236,8 @@ class _Collector:
 def usage(max_entries: int = MAX_ENTRIES, max_file_bytes: int = MAX_FILE_BYTES, max_files: int = 3) -> str:
     """The `/deletetags help` text (Slack mrkdwn) for the given limits."""
     return f"""*Delete Constant Contact tags.* Nothing is deleted until you have checked a preview \
-and an approver has approved the request. A deleted tag is removed from every contact and cannot be restored.
+and an approver has approved the request. A deleted tag is removed from every contact, and Constant Contact \
+cannot undo that: before deleting, I record which contacts carried each tag (a snapshot).
 
 *Tag ids and names in the command*
 `/deletetags 0b9c1e2a-5f3d-4c1b-9a7e-1234567890ab "Spring Promo 2024" reason: cleanup after campaign`

@@ -50,6 +50,15 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
 }
 
 
+# slack_sdk helpers that make several Web API calls under one name. files_upload_v2 is
+# files.getUploadURLExternal, a POST of the bytes to the URL it returns (no method, no token), then
+# files.completeUploadExternal. (Its predecessor files_upload calls files.upload, which Slack retired;
+# it is left unmapped, so using it fails the derivation.)
+SDK_HELPERS: dict[str, tuple[str, ...]] = {
+    "files_upload_v2": ("files.getUploadURLExternal", "files.completeUploadExternal"),
+}
+
+
 @dataclass(frozen=True)
 class Subscription:
     """What one Bolt event listener needs: the manifest's bot_events and the scopes behind them."""
@@ -180,6 +189,10 @@ class _Scanner(ast.NodeVisitor):
         if func.attr == "api_call":
             names = _literal_strings(_first_argument(node, "api_method"), self.constants)
             self._add_or_complain(self.needs.methods, names, node, "the Web API method passed to api_call")
+            return
+        if func.attr in SDK_HELPERS:
+            for method in SDK_HELPERS[func.attr]:
+                self.needs.methods.setdefault(method, []).append(self._at(node))
             return
         method = web_api_method(func.attr)
         if method:

@@ -6,6 +6,7 @@ Nothing here knows about HTTP. Callers hold the simulator's lock around every me
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
 import math
@@ -34,6 +35,16 @@ FAIL_POINT = 0.5
 # Share of the known tags a timed-out activity manages to delete.
 TIMEOUT_DONE_SHARE = 1 / 3
 FAIL_ERROR = "Internal error: the activity failed before all tags were deleted."  # unless Faults say otherwise
+TAGGING_FAIL_ERROR = "Internal error: the activity failed before all contacts were tagged."
+TAGGINGS_ADD = "contacts_taggings_add"
+MAX_TAGS_PER_CONTACT = 50
+# A contact's status as GET /contacts filters it (its `status` query parameter, without `all`).
+CONTACT_STATUSES = ("active", "deleted", "not_set", "pending_confirmation", "temp_hold", "unsubscribed")
+# email_address.permission_to_send of a contact that is not deleted; `active` is explicit or implicit.
+_PERMISSION_OF_STATUS = {"active": "implicit", "deleted": "implicit", "not_set": "not_set",
+                         "pending_confirmation": "pending_confirmation", "temp_hold": "temp_hold",
+                         "unsubscribed": "unsubscribed"}
+CONTACT_INCLUDES = ("custom_fields", "list_memberships", "phone_numbers", "street_addresses", "taggings", "notes")
 
 
 def iso_time(epoch: float) -> str:
@@ -81,13 +92,24 @@ class OAuthError(Exception):
 
 @dataclass
 class TagRecord:
+    """A tag. Its contacts are real ones (``members``, deleted ones included) plus ``pending``
+    anonymous active contacts that ``add_tag(name, N)`` promised and that become real contacts only
+    when something looks at the tag's contacts (so that seeding thousands of tags stays cheap)."""
+
     tag_id: str
     name: str
-    contacts_count: int
+    pending: int
     created_at: float
     updated_at: float
     seq: int
     tag_source: str | None = None
+    members: dict[str, None] = field(default_factory=dict)  # contact ids, in tagging order
+    live: int = 0  # members that are not deleted
+
+    @property
+    def contacts_count(self) -> int:
+        """Contacts carrying the tag that are not deleted."""
+        return self.pending + self.live
 
     def to_json(self, include_count: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"tag_id": self.tag_id, "name": self.name}
@@ -102,6 +124,55 @@ class TagRecord:
 
 class DuplicateTagName(ValueError):
     """A tag with this name (case-insensitive) already exists."""
+
+
+# ---------------------------------------------------------------- contacts
+
+
+@dataclass
+class ContactRecord:
+    """One contact. Its status is not a field of the spec's ContactResource: a deleted contact has
+    ``deleted_at`` (and an opt-out on its email address); any other shows it in
+    ``email_address.permission_to_send`` (explicit or implicit meaning ``active``)."""
+
+    contact_id: str
+    seq: int
+    email: str
+    permission: str
+    created_at: float
+    updated_at: float
+    taggings: list[str] = field(default_factory=list)
+    deleted_at: float | None = None
+
+    @property
+    def status(self) -> str:
+        if self.deleted_at is not None:
+            return "deleted"
+        return "active" if self.permission in ("explicit", "implicit") else self.permission
+
+    def to_json(self, include: frozenset[str]) -> dict[str, Any]:
+        email: dict[str, Any] = {"address": self.email, "permission_to_send": self.permission,
+                                 "created_at": iso_time(self.created_at),
+                                 "updated_at": iso_time(self.updated_at),
+                                 "opt_in_source": "Account", "confirm_status": "off"}
+        if self.deleted_at is not None:
+            email["permission_to_send"] = "unsubscribed"
+            email["opt_out_source"] = "Account"
+            email["opt_out_date"] = iso_time(self.deleted_at)
+        body: dict[str, Any] = {"contact_id": self.contact_id, "email_address": email,
+                                "first_name": "Sandbox", "last_name": f"Contact {self.seq}",
+                                "create_source": "Account", "created_at": iso_time(self.created_at),
+                                "updated_at": iso_time(self.updated_at)}
+        if self.deleted_at is not None:
+            body["deleted_at"] = datetime.fromtimestamp(self.deleted_at, tz=timezone.utc).strftime("%Y-%m-%d")
+        for name in CONTACT_INCLUDES:
+            if name in include:
+                body[name] = list(self.taggings) if name == "taggings" else []
+        return body
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"contact_id": self.contact_id, "status": self.status, "email": self.email,
+                "taggings": list(self.taggings), "seq": self.seq}
 
 
 # ---------------------------------------------------------------- activities
@@ -137,6 +208,22 @@ class ActivityRecord:
     errors: list[str] = field(default_factory=list)
     forgotten: bool = False
     fail_error: str = FAIL_ERROR
+    # contacts_taggings_add: the contacts to tag (the activity's items) and those it tagged
+    contact_ids: tuple[str, ...] = ()
+    known_contacts: tuple[str, ...] = ()
+    tagged_ids: list[str] = field(default_factory=list)
+
+    @property
+    def items(self) -> tuple[str, ...]:
+        return self.contact_ids if self.kind == TAGGINGS_ADD else self.tag_ids
+
+    @property
+    def known_items(self) -> tuple[str, ...]:
+        return self.known_contacts if self.kind == TAGGINGS_ADD else self.known_ids
+
+    @property
+    def done_items(self) -> list[str]:
+        return self.tagged_ids if self.kind == TAGGINGS_ADD else self.deleted_ids
 
     @property
     def started_at(self) -> float:
@@ -164,7 +251,7 @@ class ActivityRecord:
         return max(0.0, min(share, limit))
 
     def view(self, now: float) -> ActivityView:
-        total = len(self.tag_ids)
+        total = len(self.items)
         if self.settled:
             return self._final_view(total)
         if now < self.started_at:
@@ -172,13 +259,14 @@ class ActivityRecord:
                                 None, None, [])
         share = self.progress(now)
         percent = max(1, min(99, int(share * 100)))
-        done = min(int(share * len(self.known_ids)), max(len(self.known_ids) - 1, 0))
+        known = len(self.known_items)
+        done = min(int(share * known), max(known - 1, 0))
         updated = min(now, self.started_at + share * self.processing_seconds)
         return ActivityView("processing", percent, total, done, self.created_at, updated,
                             self.started_at, None, [])
 
     def _final_view(self, total: int) -> ActivityView:
-        done = len(self.deleted_ids)
+        done = len(self.done_items)
         if self.outcome == OUTCOME_COMPLETE:
             percent = 100
         else:
@@ -192,11 +280,15 @@ class ActivityRecord:
 
     def final_errors(self) -> list[str]:
         known = set(self.known_ids)
-        errors = [f"Tag {tag_id} not found" for tag_id in self.tag_ids if tag_id not in known]
+        return [f"Tag {tag_id} not found" for tag_id in self.tag_ids if tag_id not in known] + self.outcome_errors()
+
+    def outcome_errors(self) -> list[str]:
+        errors: list[str] = []
         if self.outcome == OUTCOME_FAIL:
             errors.append(self.fail_error)
         if self.outcome == OUTCOME_TIMEOUT:
-            errors.append("The activity timed out before all tags were deleted.")
+            what = "contacts were tagged" if self.kind == TAGGINGS_ADD else "tags were deleted"
+            errors.append(f"The activity timed out before all {what}.")
         return errors
 
     def snapshot(self, now: float) -> dict[str, Any]:
@@ -208,19 +300,27 @@ class ActivityRecord:
             "percent_done": view.percent_done, "items_completed_count": view.items_completed,
             "activity_errors": view.errors, "outcome": self.outcome, "created_at": self.created_at,
             "duration": self.duration, "deleted_tag_ids": list(self.deleted_ids),
-            "forgotten": self.forgotten,
+            "forgotten": self.forgotten, "contact_ids": list(self.contact_ids),
+            "tagged_contact_ids": list(self.tagged_ids),
         }
 
 
 class Account:
-    """One Constant Contact account: its tags and its bulk activities."""
+    """One Constant Contact account: its tags, contacts and bulk activities."""
 
-    def __init__(self, clock: SimClock, rng: random.Random) -> None:
+    def __init__(self, clock: SimClock, rng: random.Random, contact_rng: random.Random | None = None) -> None:
         self.clock = clock
         self.rng = rng
+        # Contacts draw their ids from a generator of their own, so that tag and activity ids stay
+        # what they were for a given seed whether or not a test makes contacts.
+        self.contact_rng = contact_rng or random.Random("contacts")
         self.tags: dict[str, TagRecord] = {}
         self.activities: dict[str, ActivityRecord] = {}
+        self.contacts: dict[str, ContactRecord] = {}  # in creation (seq) order
         self._seq = 0
+        self._contact_seq = 0
+        self._version = 0  # changes whenever a contact or a tagging does
+        self._listing_cache: tuple[Any, list[ContactRecord], list[int]] | None = None
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -232,7 +332,7 @@ class Account:
         if self.find_by_name(name) is not None:
             raise DuplicateTagName(name)
         stamp = self.clock.now() if created_at is None else created_at
-        tag = TagRecord(seeded_uuid(self.rng), name, contacts_count, stamp, stamp,
+        tag = TagRecord(seeded_uuid(self.rng), name, max(contacts_count, 0), stamp, stamp,
                         self._next_seq(), tag_source)
         self.tags[tag.tag_id] = tag
         return tag
@@ -251,14 +351,127 @@ class Account:
     def tags_from(self, first_seq: int) -> list[TagRecord]:
         return [tag for tag in self.tags.values() if tag.seq >= first_seq]
 
+    def set_contacts_count(self, tag: TagRecord, count: int) -> None:
+        """Make ``count`` contacts (not deleted) carry the tag: anonymous ones are added, or the
+        most recently tagged ones lose it."""
+        count = max(count, 0)
+        if count >= tag.live:
+            tag.pending = count - tag.live
+            return
+        tag.pending = 0
+        for contact_id in reversed(list(tag.members)):
+            if tag.live <= count:
+                break
+            contact = self.contacts[contact_id]
+            if contact.deleted_at is None:
+                self._untag(contact, tag)
+
+    def drop_tag(self, tag_id: str) -> None:
+        """The tag is gone, and with it every contact's tagging."""
+        tag = self.tags.pop(tag_id, None)
+        if tag is None:
+            return
+        for contact_id in tag.members:
+            self.contacts[contact_id].taggings.remove(tag_id)
+        self._version += 1
+
+    # contacts
+    def add_contact(self, status: str = "active", created_at: float | None = None) -> ContactRecord:
+        if status not in CONTACT_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(CONTACT_STATUSES)}")
+        self._contact_seq += 1
+        stamp = self.clock.now() if created_at is None else created_at
+        contact = ContactRecord(seeded_uuid(self.contact_rng), self._contact_seq,
+                                f"contact{self._contact_seq}@example.com", _PERMISSION_OF_STATUS[status],
+                                stamp, stamp)
+        if status == "deleted":
+            contact.deleted_at = stamp
+        self.contacts[contact.contact_id] = contact
+        self._version += 1
+        return contact
+
+    def materialise(self, tag: TagRecord) -> None:
+        """Turn the tag's anonymous contacts into real, active contacts carrying it."""
+        while tag.pending > 0:
+            tag.pending -= 1
+            self._tag(self.add_contact("active", created_at=tag.created_at), tag)
+
+    def tag(self, contact: ContactRecord, tag: TagRecord) -> None:
+        """Tag a contact (deleted or not), as the UI or an import would; at most 50 tags a contact."""
+        if tag.tag_id in contact.taggings:
+            return
+        if len(contact.taggings) >= MAX_TAGS_PER_CONTACT:
+            raise ValueError(f"contact {contact.contact_id} already carries {MAX_TAGS_PER_CONTACT} tags")
+        self._tag(contact, tag)
+
+    def _tag(self, contact: ContactRecord, tag: TagRecord) -> None:
+        contact.taggings.append(tag.tag_id)
+        tag.members[contact.contact_id] = None
+        if contact.deleted_at is None:
+            tag.live += 1
+        contact.updated_at = self.clock.now()
+        self._version += 1
+
+    def _untag(self, contact: ContactRecord, tag: TagRecord) -> None:
+        contact.taggings.remove(tag.tag_id)
+        del tag.members[contact.contact_id]
+        if contact.deleted_at is None:
+            tag.live -= 1
+        self._version += 1
+
+    def delete_contact(self, contact: ContactRecord) -> None:
+        """Deleted, not gone: the contact keeps its taggings but counts for no tag any more."""
+        if contact.deleted_at is not None:
+            return
+        contact.deleted_at = contact.updated_at = self.clock.now()
+        for tag_id in contact.taggings:
+            self.tags[tag_id].live -= 1
+        self._version += 1
+
+    def contacts_page(self, tag_ids: tuple[str, ...] | None, statuses: frozenset[str],
+                      first_seq: int, limit: int) -> tuple[list[ContactRecord], int | None]:
+        """Up to ``limit`` contacts from sequence number ``first_seq`` on, carrying any of ``tag_ids``
+        (every contact when None) with one of ``statuses``; and where the next page starts."""
+        candidates, seqs = self.candidates(tag_ids)
+        page: list[ContactRecord] = []
+        for contact in candidates[bisect.bisect_left(seqs, first_seq):]:
+            if contact.status not in statuses:
+                continue
+            if len(page) == limit:
+                return page, contact.seq
+            page.append(contact)
+        return page, None
+
+    def candidates(self, tag_ids: tuple[str, ...] | None) -> tuple[list[ContactRecord], list[int]]:
+        tags = list(self.tags.values()) if tag_ids is None else [self.tags[t] for t in tag_ids if t in self.tags]
+        for tag in tags:
+            self.materialise(tag)
+        key = (tag_ids, self._version)
+        if self._listing_cache is not None and self._listing_cache[0] == key:
+            return self._listing_cache[1], self._listing_cache[2]
+        if tag_ids is None:
+            found = list(self.contacts.values())
+        else:
+            ids: set[str] = set()
+            for tag in tags:
+                ids.update(tag.members)
+            found = sorted((self.contacts[i] for i in ids), key=lambda c: c.seq)
+        seqs = [contact.seq for contact in found]
+        self._listing_cache = (key, found, seqs)
+        return found, seqs
+
     # activities
     def create_activity(self, kind: str, tag_ids: list[str], duration: float,
-                        outcome: str, fail_error: str = "") -> ActivityRecord:
+                        outcome: str, fail_error: str = "", contact_ids: list[str] | None = None) -> ActivityRecord:
         unique = tuple(dict.fromkeys(tag_ids))
         known = tuple(tag_id for tag_id in unique if tag_id in self.tags)
+        contacts = tuple(dict.fromkeys(contact_ids or ()))
+        known_contacts = tuple(c for c in contacts if c in self.contacts and self.contacts[c].deleted_at is None)
+        default_error = TAGGING_FAIL_ERROR if kind == TAGGINGS_ADD else FAIL_ERROR
         record = ActivityRecord(seeded_uuid(self.rng), self._next_seq(), kind, unique, known,
                                 self.clock.now(), max(duration, 0.0), outcome,
-                                fail_error=fail_error or FAIL_ERROR)
+                                fail_error=fail_error or default_error, contact_ids=contacts,
+                                known_contacts=known_contacts)
         self.activities[record.activity_id] = record
         return record
 
@@ -270,11 +483,43 @@ class Account:
             self._finish(record)
 
     def _finish(self, record: ActivityRecord) -> None:
+        if record.kind == TAGGINGS_ADD:
+            self._finish_taggings(record)
+            return
         count = int(len(record.known_ids) * record.share_to_delete())
         record.deleted_ids = list(record.known_ids[:count])
         for tag_id in record.deleted_ids:
-            self.tags.pop(tag_id, None)
+            self.drop_tag(tag_id)
         record.errors = record.final_errors()
+        record.settled = True
+
+    def _finish_taggings(self, record: ActivityRecord) -> None:
+        """Tag the share of the contacts the outcome allows. Deleted or unknown contacts, and contacts
+        that would pass 50 tags, are skipped and named in activity_errors; the rest are tagged."""
+        errors = [f"Tag {tag_id} not found" for tag_id in record.tag_ids if tag_id not in self.tags]
+        tags = [self.tags[tag_id] for tag_id in record.tag_ids if tag_id in self.tags]
+        count = int(len(record.contact_ids) * record.share_to_delete())
+        for contact_id in record.contact_ids[:count]:
+            contact = self.contacts.get(contact_id)
+            if contact is None:
+                errors.append(f"Contact {contact_id} not found")
+                continue
+            if contact.deleted_at is not None:
+                errors.append(f"Contact {contact_id} is deleted and cannot be tagged")
+                continue
+            complete = True
+            for tag in tags:
+                if tag.tag_id in contact.taggings:
+                    continue
+                if len(contact.taggings) >= MAX_TAGS_PER_CONTACT:
+                    errors.append(f"Contact {contact_id} already has {MAX_TAGS_PER_CONTACT} tags; "
+                                  f"tag {tag.tag_id} was not added")
+                    complete = False
+                    continue
+                self._tag(contact, tag)
+            if complete and tags:
+                record.tagged_ids.append(contact_id)
+        record.errors = errors + record.outcome_errors()
         record.settled = True
 
     def unfinished_count(self) -> int:

@@ -26,9 +26,9 @@ from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from bot.sandbox.cc_state import (
-    OUTCOME_COMPLETE, OUTCOME_FAIL, OUTCOME_STUCK, OUTCOME_TIMEOUT, Account, AccessGrant,
-    ActivityRecord, AuthServer, DailyQuota, DuplicateTagName, OAuthError, SimClock, SlidingWindow,
-    TagRecord, example_tags, iso_time, parse_scope,
+    CONTACT_INCLUDES, CONTACT_STATUSES, MAX_TAGS_PER_CONTACT, OUTCOME_COMPLETE, OUTCOME_FAIL, OUTCOME_STUCK,
+    OUTCOME_TIMEOUT, TAGGINGS_ADD, Account, AccessGrant, ActivityRecord, AuthServer, ContactRecord, DailyQuota,
+    DuplicateTagName, OAuthError, SimClock, SlidingWindow, TagRecord, example_tags, iso_time, parse_scope,
 )
 
 API_PREFIX = "/v3"
@@ -39,6 +39,9 @@ REFRESH_SCOPE = "contact_data offline_access"
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 MAX_TAG_IDS = 500
+MAX_TAGGING_TAG_IDS = 50  # tag_ids of contacts_taggings_add, and the `tags` filter of GET /contacts
+MAX_TAGGING_CONTACT_IDS = 500
+TAGGING_SOURCES = ("contact_ids", "list_ids", "tag_ids", "all_active_contacts", "new_subscriber")
 ACTIVITY_STATE_FILTERS = ("processing", "completed", "cancelled", "failed", "timed_out")
 PRIVILEGE_IDS = {
     "account:read": 1, "account:update": 2, "contacts:read": 10, "contacts:write": 11,
@@ -66,6 +69,8 @@ class Faults:
     timeout_activities: bool = False
     # The next N successful POST/PUT/DELETE API calls take effect but are answered 503.
     fail_after_commit: int = 0
+    # Paths (such as "/v3/contacts") whose every request is refused 403: one endpoint not allowed.
+    refused_paths: tuple[str, ...] = ()
 
 
 @dataclass
@@ -195,6 +200,29 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
         return int(fields["next"]), int(fields["limit"])
     except (binascii.Error, UnicodeDecodeError, KeyError, ValueError):
         raise invalid("cursor does not have a valid value.") from None
+
+
+def encode_contacts_cursor(next_seq: int, limit: int, filters: dict[str, str]) -> str:
+    """Opaque: the position and page size, and the filters, so the next link alone is enough."""
+    text = urlencode({"limit": limit, "next": next_seq} | filters)
+    return base64.urlsafe_b64encode(text.encode()).decode("ascii")
+
+
+def decode_contacts_cursor(cursor: str) -> dict[str, str]:
+    try:
+        fields = first_values(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii"))
+        int(fields["next"]), int(fields["limit"])
+    except (binascii.Error, UnicodeDecodeError, KeyError, ValueError):
+        raise invalid("cursor does not have a valid value.") from None
+    return fields
+
+
+def csv_values(raw: str, name: str, allowed: tuple[str, ...]) -> list[str]:
+    values = [value.strip() for value in raw.split(",") if value.strip()]
+    wrong = [value for value in values if value not in allowed]
+    if wrong or not values:
+        raise invalid(f"{name} accepts only {', '.join(allowed)}.")
+    return values
 
 
 def require_json_object(request: HttpRequest) -> dict[str, Any]:
@@ -367,7 +395,7 @@ class ConstantContactSimulator:
         self._lock = threading.RLock()
         self._rng = random.Random(seed)
         self._clock = SimClock(time_scale, clock or time.time)
-        self._account = Account(self._clock, self._rng)
+        self._account = Account(self._clock, self._rng, random.Random(f"contacts-{seed}"))
         self._auth = AuthServer(self._clock, client_id, access_token_seconds)
         self._api_window = SlidingWindow()
         self._token_window = SlidingWindow()
@@ -452,13 +480,13 @@ class ConstantContactSimulator:
             if name is not None:
                 self._account.rename_tag(tag, name)
             if contacts_count is not None:
-                tag.contacts_count = contacts_count
+                self._account.set_contacts_count(tag, contacts_count)
                 tag.updated_at = self._clock.now()
 
     def remove_tag(self, tag_id: str) -> None:
         """Delete a tag behind the bot's back, as someone in Constant Contact's UI might."""
         with self._lock:
-            self._account.tags.pop(tag_id, None)
+            self._account.drop_tag(tag_id)
 
     def tags(self) -> list[dict[str, Any]]:
         """Snapshot of every existing tag, in creation order, with its contact count."""
@@ -473,6 +501,55 @@ class ConstantContactSimulator:
 
     def tag_exists(self, tag_id: str) -> bool:
         return tag_id in self.tag_ids()
+
+    # contacts: each has a status (see CONTACT_STATUSES) and carries up to 50 tags. A tag made with
+    # add_tag(name, N) has N anonymous active contacts that become real the first time anything
+    # looks at the tag's contacts (GET /contacts naming it, contacts_with_tag).
+    def add_contacts(self, tag_id: str | None, count: int, status: str = "active") -> list[str]:
+        """``count`` new contacts with this status, carrying the tag (none when ``tag_id`` is None)."""
+        with self._lock:
+            tag = self._account.tags[tag_id] if tag_id is not None else None
+            made = []
+            for _ in range(count):
+                contact = self._account.add_contact(status)
+                if tag is not None:
+                    self._account.tag(contact, tag)
+                made.append(contact.contact_id)
+            return made
+
+    def tag_contacts(self, tag_ids: list[str], contact_ids: list[str]) -> None:
+        """Tag contacts (deleted ones too) at once, as the UI would; ValueError past 50 tags a contact."""
+        with self._lock:
+            tags = [self._account.tags[tag_id] for tag_id in tag_ids]
+            contacts = [self._account.contacts[contact_id] for contact_id in contact_ids]
+            for contact in contacts:
+                if len(set(contact.taggings) | set(tag_ids)) > MAX_TAGS_PER_CONTACT:
+                    raise ValueError(f"contact {contact.contact_id} would carry more than "
+                                     f"{MAX_TAGS_PER_CONTACT} tags")
+            for contact in contacts:
+                for tag in tags:
+                    self._account.tag(contact, tag)
+
+    def delete_contact(self, contact_id: str) -> None:
+        """Delete a contact in the UI: its status becomes deleted; it keeps its taggings."""
+        with self._lock:
+            self._account.delete_contact(self._account.contacts[contact_id])
+
+    def contacts_with_tag(self, tag_id: str) -> set[str]:
+        """Every contact carrying the tag, deleted ones included."""
+        with self._lock:
+            self._account.settle()
+            tag = self._account.tags.get(tag_id)
+            if tag is None:
+                return set()
+            self._account.materialise(tag)
+            return set(tag.members)
+
+    def contact(self, contact_id: str) -> dict[str, Any]:
+        """Snapshot of one contact: contact_id, status, email, taggings."""
+        with self._lock:
+            self._account.settle()
+            return self._account.contacts[contact_id].snapshot()
 
     def activities(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -563,11 +640,11 @@ class ConstantContactSimulator:
             return OUTCOME_TIMEOUT
         return OUTCOME_COMPLETE
 
-    def _new_activity(self, kind: str, tag_ids: list[str]) -> ActivityRecord:
+    def _new_activity(self, kind: str, tag_ids: list[str], contact_ids: list[str] | None = None) -> ActivityRecord:
         duration = (self.next_activity_seconds.pop(0) if self.next_activity_seconds
                     else self.activity_seconds)
         return self._account.create_activity(kind, tag_ids, duration, self._activity_outcome(),
-                                             self.faults.fail_activity_error)
+                                             self.faults.fail_activity_error, contact_ids)
 
 
 Handler = Callable[[HttpRequest, "re.Match[str]"], HttpResponse]
@@ -596,6 +673,9 @@ class _ApiEndpoints:
             _Route("DELETE", re.compile(tag), "contacts:write", self.delete_tag),
             _Route("POST", re.compile(r"/v3/activities/contacts_tags_delete"), "contacts:write",
                    self.create_tags_delete),
+            _Route("POST", re.compile(r"/v3/activities/contacts_taggings_add"), "contacts:write",
+                   self.create_taggings_add),
+            _Route("GET", re.compile(r"/v3/contacts"), "contacts:read", self.list_contacts),
             _Route("GET", re.compile(r"/v3/activities"), "contacts:write", self.list_activities),
             _Route("GET", re.compile(r"/v3/activities/(?P<activity_id>[^/]+)"), "contacts:write",
                    self.get_activity),
@@ -633,6 +713,8 @@ class _ApiEndpoints:
             raise Refusal(HttpResponse(401, dict(UNAUTHORIZED)))
         if faults.error_rate > 0 and self.sim._rng.random() < faults.error_rate:
             raise Refusal(self._server_error())
+        if request.path in faults.refused_paths:
+            raise Refusal(api_error(403, "forbidden", "This application may not use this endpoint."))
         return grant
 
     def _server_error(self) -> HttpResponse:
@@ -739,12 +821,70 @@ class _ApiEndpoints:
         malformed = [str(tag_id) for tag_id in tag_ids if not is_uuid(tag_id)]
         if malformed:
             raise invalid(f"tag_ids contains values that are not UUIDs: {', '.join(malformed[:5])}")
+        self._check_queue()
+        record = self.sim._new_activity("contacts_tags_delete", tag_ids)
+        return HttpResponse(201, created_activity_json(record))
+
+    def _check_queue(self) -> None:
         if self.account.unfinished_count() >= self.sim.max_queued_activities:
             # The spec documents this 429 but not its body; this error_key is made up.
             raise refuse(429, "activities.api.too_many_queued",
-                           "You exceeded 1,000 queued activities for this user account.")
-        record = self.sim._new_activity("contacts_tags_delete", tag_ids)
+                         "You exceeded 1,000 queued activities for this user account.")
+
+    def create_taggings_add(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        """Only ``source.contact_ids`` is simulated; the other (valid) sources get a 400 that says so."""
+        body = require_json_object(request)
+        tag_ids = _uuid_list(body.get("tag_ids"), "tag_ids", MAX_TAGGING_TAG_IDS)
+        source = body.get("source")
+        if not isinstance(source, dict) or not source:
+            raise invalid("source is required and must name the contacts to tag.")
+        unknown = [key for key in source if key not in TAGGING_SOURCES]
+        if unknown or len(source) != 1:
+            raise invalid("source must hold exactly one of " + ", ".join(TAGGING_SOURCES) + ".")
+        if "contact_ids" not in source:
+            raise invalid("The sandbox simulates only source.contact_ids.")
+        if "exclude" in body:
+            raise invalid("exclude applies only when the source is all_active_contacts or list_ids.")
+        contact_ids = _uuid_list(source["contact_ids"], "source.contact_ids", MAX_TAGGING_CONTACT_IDS)
+        missing = [tag_id for tag_id in dict.fromkeys(tag_ids) if tag_id not in self.account.tags]
+        if missing:
+            # The spec lists a 404 for this endpoint (not for contacts_tags_delete): unknown tags.
+            raise not_found(f"Tag {missing[0]} was not found.")
+        self._check_queue()
+        record = self.sim._new_activity(TAGGINGS_ADD, tag_ids, contact_ids)
         return HttpResponse(201, created_activity_json(record))
+
+    # contacts
+    def list_contacts(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        query = request.query
+        state = decode_contacts_cursor(query["cursor"]) if "cursor" in query else {}
+        limit = parse_limit(query["limit"]) if "limit" in query else int(state.get("limit", DEFAULT_PAGE))
+        filters = {name: query[name] if name in query else state[name]
+                   for name in ("tags", "status", "include") if name in query or name in state}
+        include_count = parse_bool(query.get("include_count"), "include_count")
+        tag_ids: tuple[str, ...] | None = None
+        if "tags" in filters:
+            raw = [value.strip().lower() for value in filters["tags"].split(",") if value.strip()]
+            tag_ids = tuple(_uuid_list(raw, "tags", MAX_TAGGING_TAG_IDS))
+        wanted = set(CONTACT_STATUSES) - {"deleted"}  # by default, deleted contacts are left out
+        if "status" in filters:
+            wanted = set(csv_values(filters["status"], "status", ("all",) + CONTACT_STATUSES))
+            wanted = set(CONTACT_STATUSES) if "all" in wanted else wanted
+        include = frozenset(csv_values(filters["include"], "include", CONTACT_INCLUDES)
+                            if "include" in filters else ())
+        statuses = frozenset(wanted)
+        page, next_seq = self.account.contacts_page(tag_ids, statuses, int(state.get("next", 0)), limit)
+        body: dict[str, Any] = {"contacts": [contact.to_json(include) for contact in page]}
+        if include_count:
+            body["contacts_count"] = self._count(tag_ids, statuses)
+        if next_seq is not None:
+            cursor = encode_contacts_cursor(next_seq, limit, filters)
+            body["_links"] = {"next": {"href": f"{API_PREFIX}/contacts?{urlencode({'cursor': cursor})}"}}
+        return HttpResponse(200, body)
+
+    def _count(self, tag_ids: tuple[str, ...] | None, statuses: frozenset[str]) -> int:
+        candidates: list[ContactRecord] = self.account.candidates(tag_ids)[0]
+        return sum(1 for contact in candidates if contact.status in statuses)
 
     def get_activity(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
         record = self.account.visible_activity(match["activity_id"])
@@ -891,6 +1031,17 @@ class _OAuthEndpoints:
         except KeyError:
             return HttpResponse(400, text="Unknown or expired user code.\n")
         return HttpResponse(200, text="Device approved. You can close this window.\n")
+
+
+def _uuid_list(value: object, name: str, most: int) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise invalid(f"{name} is required and must be a non-empty array.")
+    if len(value) > most:
+        raise invalid(f"{name} must not contain more than {most} items.")
+    malformed = [str(item) for item in value if not is_uuid(item)]
+    if malformed:
+        raise invalid(f"{name} contains values that are not UUIDs: {', '.join(malformed[:5])}")
+    return [str(item).lower() for item in value]
 
 
 def _required(form: dict[str, str], name: str) -> str:

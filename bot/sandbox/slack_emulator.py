@@ -56,6 +56,12 @@ METHOD_TIERS = {
     "files.getUploadURLExternal": 4,
     "files.completeUploadExternal": 4,
 }
+# Bot scopes the emulator enforces ({"ok": false, "error": "missing_scope", "needed": …} like Slack).
+# Only the file-upload methods check so far; every other method answers whatever the token holds.
+ENFORCED_SCOPES = {
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
 POST_MESSAGE_BURST = 3
 POST_MESSAGE_PER_SECOND = 1.0
 
@@ -308,6 +314,17 @@ class StoredFile:
 
     info: Json
     content: bytes
+
+
+@dataclass
+class UploadPost:
+    """One POST of a file's bytes to an upload URL from files.getUploadURLExternal."""
+
+    file_id: str
+    size: int
+    # Slack's upload URL is pre-signed: a client has no reason to send a token there.
+    sent_authorization: bool
+    at: float
 
 
 @dataclass
@@ -617,7 +634,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 DEFAULT_BOT_SCOPES = ("app_mentions:read", "channels:history", "chat:write", "commands", "files:read",
-                      "groups:history", "im:history", "mpim:history", "usergroups:read")
+                      "files:write", "groups:history", "im:history", "mpim:history", "usergroups:read")
 
 
 class SlackEmulator:
@@ -680,6 +697,8 @@ class SlackEmulator:
         self._failures: dict[str, deque[str | int]] = {}
         self._activities: list[Activity] = []
         self._downloads: list[Download] = []
+        self._upload_posts: list[UploadPost] = []
+        self._upload_root: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -805,6 +824,12 @@ class SlackEmulator:
         with self._lock:
             self._file_redirects[file_id] = location
 
+    def hand_out_upload_urls_on(self, root_url: str | None) -> None:
+        """Make files.getUploadURLExternal name upload URLs under another origin (as a forged or buggy
+        answer would); None goes back to the emulator's own."""
+        with self._lock:
+            self._upload_root = root_url
+
     def fail_next(self, method: str, error: str | int, count: int = 1) -> None:
         """Make the next `count` calls of `method` fail with an API error (str) or an HTTP status (int)."""
         with self._lock:
@@ -923,6 +948,17 @@ class SlackEmulator:
         with self._lock:
             return copy.deepcopy(self._files[file_id])
 
+    def file_content(self, file_id: str) -> bytes:
+        """The bytes of a hosted file (one uploaded by the bot, or added with add_file)."""
+        with self._lock:
+            return self._files[file_id].content
+
+    @property
+    def upload_posts(self) -> list[UploadPost]:
+        """Every POST to an upload URL, in order (whether or not the URL was valid)."""
+        with self._lock:
+            return copy.deepcopy(self._upload_posts)
+
     # -- hooks used by the driver (acting as Slack's client side) -------------------------------------
 
     def open_dm(self, user_id: str) -> str:
@@ -1017,7 +1053,7 @@ class SlackEmulator:
         if path.startswith("/response/") and verb == "POST":
             return self._post_response(path.rsplit("/", 1)[-1], headers.get("content-type", ""), body)
         if path.startswith("/upload/v1/") and verb == "POST":
-            return self._receive_upload(path.rsplit("/", 1)[-1], headers.get("content-type", ""), body)
+            return self._receive_upload(path.rsplit("/", 1)[-1], headers, body)
         if path.startswith("/files-pri/") and verb == "GET":
             return self._download(path, headers.get("authorization", ""))
         if verb == "GET" and path.startswith(("/archives/", "/files/")):
@@ -1068,6 +1104,7 @@ class SlackEmulator:
         params = _Params(values)
         try:
             token = self._authenticate(method, headers, params)
+            self._check_scope(method, token)
             injected = self._injected_failure(method)
             if injected is not None:
                 return injected
@@ -1091,6 +1128,11 @@ class SlackEmulator:
         if (token == self.app_token) != (method == "apps.connections.open"):
             raise ApiError("not_allowed_token_type")
         return token
+
+    def _check_scope(self, method: str, token: str) -> None:
+        needed = ENFORCED_SCOPES.get(method)
+        if needed and token == self.bot_token and needed not in self.bot_scopes:
+            raise ApiError("missing_scope", needed=needed, provided=",".join(self.bot_scopes))
 
     def _injected_failure(self, method: str) -> _Reply | None:
         queue = self._failures.get(method)
@@ -1504,50 +1546,88 @@ class SlackEmulator:
         return {"file": copy.deepcopy(stored.info), "comments": [], "response_metadata": {"next_cursor": ""}}
 
     def _files_get_upload_url(self, params: _Params) -> Json:
-        filename = params.text("filename")
-        length = params.text("length")
+        filename = params.opt("filename")
+        length = params.opt("length")
+        missing = [name for name, value in (("filename", filename), ("length", length)) if not value]
+        if missing:
+            messages = [f"[ERROR] missing required field: {name}" for name in missing]
+            raise ApiError("invalid_arguments", response_metadata={"messages": messages})
+        assert filename is not None and length is not None
         if not length.isdigit():
-            raise ApiError("invalid_arguments")
+            raise ApiError("invalid_arguments", response_metadata={"messages": ["[ERROR] length must be an integer"]})
+        if int(length) == 0:
+            # Slack's reference: missing_argument "typically only occurs when the length provided is 0".
+            raise ApiError("missing_argument")
         file_id = self._new_id("F")
         token = secrets.token_urlsafe(12)
         self._uploads[token] = _PendingUpload(file_id, filename, int(length))
-        return {"upload_url": f"{self.root_url}/upload/v1/{token}", "file_id": file_id}
+        # Slack's is https://files.slack.com/upload/v1/…; the emulator serves its own on its loopback origin.
+        return {"upload_url": f"{self._upload_root or self.root_url}/upload/v1/{token}", "file_id": file_id}
 
     def _files_complete_upload(self, params: _Params) -> Json:
         entries = params.json("files")
-        if not isinstance(entries, list) or not entries:
-            raise ApiError("invalid_arguments")
-        channel_ref = params.opt("channel_id") or (params.opt("channels") or "").split(",")[0]
-        channel = self._post_target(channel_ref) if channel_ref else None
-        if channel is not None:
+        if not isinstance(entries, list) or not entries \
+                or not all(isinstance(entry, dict) and entry.get("id") for entry in entries):
+            raise ApiError("invalid_arguments", response_metadata={"messages": ["[ERROR] files: ids required"]})
+        references = [params.opt("channel_id")] if params.opt("channel_id") else []
+        references += [ref for ref in (params.opt("channels") or "").split(",") if ref.strip()]
+        channels = [self._post_target(ref.strip()) for ref in dict.fromkeys(references)]
+        thread_ts = params.opt("thread_ts") or None
+        if thread_ts and len(channels) != 1:
+            # Slack: "make sure to provide only one channel when using thread_ts".
+            raise ApiError("invalid_arguments", response_metadata={"messages": ["[ERROR] thread_ts needs one channel"]})
+        for channel in channels:
             self._require_bot_member(channel)
-        thread_ts = self._thread_root(channel.id, params.opt("thread_ts")) if channel else None
-        infos = [self._finish_upload(entry) for entry in entries]
-        if channel is not None:
-            self._append_message(
-                channel.id, self.bot_user_id, params.opt("initial_comment") or "", [], thread_ts=thread_ts,
+        root = self._thread_root(channels[0].id, thread_ts) if thread_ts else None
+        # Everything is checked before anything changes: a refused call can be made again.
+        entries = list({str(entry["id"]): entry for entry in entries}.values())
+        pending = [(*self._pending_upload(str(entry["id"])), entry) for entry in entries]
+        infos = []
+        for token, upload, entry in pending:
+            del self._uploads[token]  # "This method can only be called once."
+            content = upload.content or b""
+            info = self._file_object(upload.file_id, self.bot_user_id, upload.filename, len(content),
+                                     title=entry.get("title"))
+            self._files[upload.file_id] = StoredFile(info, content)
+            infos.append(info)
+        for channel in channels:
+            message = self._append_message(
+                channel.id, self.bot_user_id, params.opt("initial_comment") or "", [], thread_ts=root,
                 files=infos, subtype="file_share", bot_id=self.bot_id,
             )
+            for info in infos:
+                self._record_share(info, channel, message)
         return {"files": [{"id": info["id"], "title": info["title"]} for info in infos]}
 
-    def _finish_upload(self, entry: Any) -> Json:
-        file_id = entry.get("id") if isinstance(entry, dict) else None
-        pending = next((p for p in self._uploads.values() if p.file_id == file_id), None)
-        if pending is None or pending.content is None:
-            raise ApiError("file_not_found")
-        size = len(pending.content)
-        info = self._file_object(file_id, self.bot_user_id, pending.filename, size, title=entry.get("title"))
-        self._files[file_id] = StoredFile(info, pending.content)
-        return copy.deepcopy(info)
+    def _pending_upload(self, file_id: str) -> tuple[str, _PendingUpload]:
+        for token, upload in self._uploads.items():
+            if upload.file_id == file_id:
+                if upload.content is None:
+                    raise ApiError("file_not_found")  # no bytes were POSTed to its upload URL
+                return token, upload
+        raise ApiError("file_not_found")
 
-    def _receive_upload(self, token: str, content_type: str, body: bytes) -> _Reply:
+    def _record_share(self, info: Json, channel: Channel, message: Message) -> None:
+        public = not (channel.is_private or channel.is_im or channel.is_mpim)
+        share: Json = {"ts": message.ts, "channel_name": channel.name, "team_id": self.team_id}
+        if message.thread_ts:
+            share["thread_ts"] = message.thread_ts
+        info.setdefault("shares", {}).setdefault("public" if public else "private", {}) \
+            .setdefault(channel.id, []).append(share)
+        listed = "channels" if public else "ims" if channel.is_im else "groups"
+        info.setdefault(listed, []).append(channel.id)
+
+    def _receive_upload(self, token: str, headers: dict[str, str], body: bytes) -> _Reply:
         with self._lock:
             pending = self._uploads.get(token)
-            if pending is None:
-                return _Reply.text("invalid upload url", status=404)
+            content_type = headers.get("content-type", "")
             if content_type.startswith("multipart/form-data"):
                 parts = _multipart_parts(content_type, body)
                 body = parts[0][1] if parts else b""
+            file_id = pending.file_id if pending else ""
+            self._upload_posts.append(UploadPost(file_id, len(body), "authorization" in headers, self._clock()))
+            if pending is None:
+                return _Reply.text("invalid upload url", status=404)
             pending.content = body
             return _Reply.text(f"OK - {len(body)}")
 

@@ -95,7 +95,7 @@ def _entry(ts: str, head: str, body: list[str], thread_root: str | None = None) 
 
 def _message_entry(emulator: SlackEmulator, message: Message) -> _Entry:
     body = ["(message deleted)"] if message.deleted else _content_lines(emulator, message.text, message.blocks)
-    body += [f"[file: {f.get('name')}, {f.get('size')} bytes]" for f in message.files]
+    body += [_file_line(f) for f in message.files]
     body = body or [""]
     if message.edits and not message.deleted:
         body[0] += " (edited)"
@@ -103,6 +103,12 @@ def _message_entry(emulator: SlackEmulator, message: Message) -> _Entry:
         body[0] += " (also sent to channel)"
     root = message.thread_ts if message.is_reply else None
     return _entry(message.ts, f"@{emulator.user_name(message.user)}: ", body, root)
+
+
+def _file_line(file: dict[str, Any]) -> str:
+    size = file.get("size")
+    shown = f"{size:,}" if isinstance(size, int) else "?"
+    return f"[file: {file.get('name')}, {shown} bytes]"
 
 
 def _ephemeral_entry(emulator: SlackEmulator, ephemeral: Ephemeral) -> _Entry:

@@ -120,6 +120,20 @@ def test_a_missing_scope_is_named(world: World) -> None:
     assert "reinstall the app" in result.output
 
 
+def test_a_token_without_files_write_is_named(world: World) -> None:
+    report_bot_scopes(world.slack, required_scopes() - {"files:write"})
+    result = check(world.env)
+    assert result.exit_code == 1
+    scope_line = line_for(result.output, "Slack scopes")
+    assert scope_line.startswith("✗") and scope_line.endswith("the token lacks files:write")
+
+
+def test_the_sandbox_slack_grants_what_the_manifest_asks(world: World) -> None:
+    # The rehearsal in the README (`sandbox --slack`, then `check`) uses the emulator's own scopes.
+    result = check(world.env)
+    assert line_for(result.output, "Slack scopes").startswith("✓"), result.output
+
+
 def test_a_token_whose_scopes_slack_does_not_report_fails(world: World) -> None:
     if hasattr(world.slack, "bot_scopes"):
         pytest.skip("this emulator reports scopes itself")

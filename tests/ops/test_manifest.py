@@ -119,6 +119,7 @@ def test_current_code_needs_the_expected_scopes() -> None:
     needed = required_scopes()
     assert {"commands", "chat:write", "files:read", "usergroups:read", "app_mentions:read"} <= needed
     assert {"channels:history", "groups:history", "im:history", "mpim:history"} <= needed
+    assert "files:write" in needed  # the notifier uploads files into request threads
     assert required_events() >= {"message.channels", "message.groups", "message.im", "message.mpim",
                                  "app_mention", "app_home_opened"}
 
@@ -175,6 +176,25 @@ def test_an_unknown_or_unreadable_event_fails_clearly() -> None:
         events_for(scan_source("def r(app):\n    app.event('reaction_added')(print)\n"))
     with pytest.raises(UnmappedSlackUsage, match="string literal"):
         events_for(scan_source("def r(app, name):\n    app.event(name)(print)\n"))
+
+
+def test_uploading_a_file_needs_files_write_however_it_is_called() -> None:
+    helper = scan_source("def f(client):\n    client.files_upload_v2(channel='C', content=b'x', filename='a.csv')\n",
+                         "bot/up.py")
+    methods = {"files.getUploadURLExternal", "files.completeUploadExternal"}
+    assert helper.methods == {method: ["bot/up.py:2"] for method in methods}
+    steps = scan_source(
+        "def f(client):\n"
+        "    ticket = client.files_getUploadURLExternal(filename='a.csv', length=1)\n"
+        "    client.files_completeUploadExternal(files=[{'id': ticket['file_id']}], channel_id='C')\n")
+    assert set(steps.methods) == methods
+    assert scopes_for(helper) == scopes_for(steps) == {"files:write"}
+
+
+def test_the_retired_files_upload_is_not_mapped() -> None:
+    needs = scan_source("def f(client):\n    client.files_upload(channels='C', content='x')\n", "bot/old.py")
+    with pytest.raises(UnmappedSlackUsage, match=r"bot/old.py:2 calls Slack's files\.upload,"):
+        scopes_for(needs)
 
 
 def test_downloading_shared_files_needs_files_read() -> None:

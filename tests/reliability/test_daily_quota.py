@@ -38,7 +38,9 @@ def low_quota(world: World) -> World:
 
 def estimate_for(world: World, contacts: list[int]) -> quota.Estimate:
     settings = world.bot.settings
-    return quota.estimate(contacts, len(world.cc.tags()), settings.poll_min_seconds, settings.poll_max_seconds)
+    snapshot = world.bot.services.snapshots.plan(sum(contacts)).will_snapshot  # its pages count too
+    return quota.estimate(contacts, len(world.cc.tags()), settings.poll_min_seconds, settings.poll_max_seconds,
+                          snapshot)
 
 
 def refused_preview(world: World, text: str) -> str:

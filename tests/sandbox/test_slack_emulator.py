@@ -328,6 +328,122 @@ def test_files_info_and_upload_v2(client: WebClient, emulator: SlackEmulator) ->
     assert (reply.text, reply.files[0]["id"]) == ("Report", file_id)
 
 
+def post_bytes(url: str, data: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read()
+
+
+def start_upload(client: WebClient, name: str, data: bytes) -> str:
+    """files.getUploadURLExternal, then the bytes POSTed to the URL it names; the file id."""
+    ticket = client.files_getUploadURLExternal(filename=name, length=len(data))
+    assert post_bytes(ticket["upload_url"], data) == (200, f"OK - {len(data)}".encode())
+    return str(ticket["file_id"])
+
+
+def test_upload_v2_shares_the_file_in_a_channel(client: WebClient, emulator: SlackEmulator) -> None:
+    uploaded = client.files_upload_v2(channel=GENERAL, content=b"a,b\n1,2\n", filename="t.csv", title="Tags")
+    file_id = uploaded["file"]["id"]
+    assert uploaded["files"] == [{"id": file_id, "title": "Tags"}]
+    assert emulator.file_content(file_id) == b"a,b\n1,2\n"
+    [message] = emulator.messages(GENERAL)
+    assert (message.user, message.subtype, message.text) == (emulator.bot_user_id, "file_share", "")
+    assert [(f["id"], f["name"], f["size"]) for f in message.files] == [(file_id, "t.csv", 8)]
+    info = client.files_info(file=file_id)["file"]
+    assert info["channels"] == [GENERAL] and info["shares"]["public"][GENERAL][0]["ts"] == message.ts
+    # The upload URL is on the emulator's own loopback origin, and slack_sdk sent the bytes there
+    # without a token (it is pre-signed, as Slack's is).
+    [ticket] = emulator.calls_to("files.getUploadURLExternal")
+    assert ticket.params["length"] == "8" and ticket.params["filename"] == "t.csv"
+    [post] = emulator.upload_posts
+    assert (post.file_id, post.size, post.sent_authorization) == (file_id, 8, False)
+
+
+def test_a_file_uploaded_into_a_thread_shows_in_the_thread_and_transcript(
+    client: WebClient, emulator: SlackEmulator
+) -> None:
+    parent = client.chat_postMessage(channel=GENERAL, text="card")["ts"]
+    first = client.chat_postMessage(channel=GENERAL, thread_ts=parent, text="submitted")["ts"]
+    data = b"x" * 2345
+    ticket = client.files_getUploadURLExternal(filename="snapshot-12.csv", length=len(data))
+    assert ticket["upload_url"].startswith(f"{emulator.root_url}/upload/v1/")
+    assert post_bytes(ticket["upload_url"], data)[0] == 200
+    # A reply's ts names its thread, as for chat.postMessage.
+    client.files_completeUploadExternal(files=[{"id": ticket["file_id"]}], channel_id=GENERAL, thread_ts=first,
+                                        initial_comment="Snapshot before deletion")
+    thread = emulator.thread(GENERAL, parent)
+    assert [m.text for m in thread] == ["card", "submitted", "Snapshot before deletion"]
+    assert thread[-1].thread_ts == parent and thread[-1].files[0]["id"] == ticket["file_id"]
+    assert emulator.file_content(ticket["file_id"]) == data
+    replies = client.conversations_replies(channel=GENERAL, ts=parent)["messages"]
+    assert replies[-1]["files"][0]["name"] == "snapshot-12.csv"
+    transcript = render_transcript(emulator, GENERAL)
+    assert "↳ [" in transcript and "@deletetags-bot: Snapshot before deletion" in transcript
+    assert "[file: snapshot-12.csv, 2,345 bytes]" in transcript
+
+
+def test_completing_an_upload_in_a_channel_without_the_bot_fails_and_can_be_retried(
+    client: WebClient, emulator: SlackEmulator
+) -> None:
+    file_id = start_upload(client, "t.csv", b"1\n")
+
+    def complete() -> None:
+        client.files_completeUploadExternal(files=[{"id": file_id}], channel_id=SECRET_ROOM)
+
+    assert api_error(complete) == "not_in_channel"
+    assert emulator.messages(SECRET_ROOM) == []
+    assert api_error(lambda: client.files_info(file=file_id)) == "file_not_found"
+    emulator.add_member(SECRET_ROOM, emulator.bot_user_id)
+    complete()
+    assert [m.files[0]["id"] for m in emulator.messages(SECRET_ROOM)] == [file_id]
+    assert emulator.file(file_id).info["groups"] == [SECRET_ROOM]
+    # "This method can only be called once."
+    assert api_error(complete) == "file_not_found"
+    assert len(emulator.messages(SECRET_ROOM)) == 1
+
+
+def test_upload_methods_refuse_what_slack_refuses(client: WebClient, emulator: SlackEmulator) -> None:
+    wrong = WebClient(token="xoxb-wrong", base_url=emulator.api_url)
+    assert api_error(lambda: wrong.files_getUploadURLExternal(filename="t.csv", length=3)) == "invalid_auth"
+    assert api_error(lambda: wrong.files_completeUploadExternal(files=[{"id": "F1"}])) == "invalid_auth"
+    assert api_error(lambda: client.files_getUploadURLExternal(filename="t.csv", length=0)) == "missing_argument"
+    assert api_error(lambda: client.api_call("files.getUploadURLExternal", params={"length": 3})) == "invalid_arguments"
+    assert api_error(lambda: client.files_completeUploadExternal(files=[{"id": "F0NOPE"}])) == "file_not_found"
+    # Bytes never POSTed: nothing to complete.
+    ticket = client.files_getUploadURLExternal(filename="t.csv", length=3)
+    assert api_error(lambda: client.files_completeUploadExternal(files=[{"id": ticket["file_id"]}])) == "file_not_found"
+    file_id = start_upload(client, "t.csv", b"abc")
+
+    def into_two_channels_thread() -> None:
+        client.files_completeUploadExternal(files=[{"id": file_id}], channels=[GENERAL, SECRET_ROOM],
+                                            thread_ts="1.000001")
+
+    assert api_error(into_two_channels_thread) == "invalid_arguments"
+    assert post_bytes(f"{emulator.root_url}/upload/v1/not-a-ticket", b"abc")[0] == 404
+
+
+def test_upload_posts_record_whether_a_token_came_along(client: WebClient, emulator: SlackEmulator) -> None:
+    ticket = client.files_getUploadURLExternal(filename="t.csv", length=3)
+    post_bytes(ticket["upload_url"], b"abc", {"Authorization": f"Bearer {emulator.bot_token}"})
+    post_bytes(ticket["upload_url"], b"abc")
+    assert [(p.file_id, p.sent_authorization) for p in emulator.upload_posts] == [
+        (ticket["file_id"], True), (ticket["file_id"], False)]
+
+
+def test_uploading_needs_files_write(client: WebClient, emulator: SlackEmulator) -> None:
+    emulator.bot_scopes = [scope for scope in emulator.bot_scopes if scope != "files:write"]
+    with pytest.raises(SlackApiError) as failure:
+        client.files_upload_v2(channel=GENERAL, content=b"1\n", filename="t.csv")
+    assert (failure.value.response["error"], failure.value.response["needed"]) == ("missing_scope", "files:write")
+    assert "files:write" not in failure.value.response["provided"].split(",")
+    assert emulator.upload_posts == [] and emulator.messages(GENERAL) == []
+    assert api_error(lambda: client.files_completeUploadExternal(files=[{"id": "F1"}])) == "missing_scope"
+
+
 # -- views ----------------------------------------------------------------------------------------------
 
 MODAL = {

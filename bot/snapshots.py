@@ -1,0 +1,72 @@
+"""Recording a batch's snapshot before its delete POST, and keeping snapshots only as long as promised.
+
+The runner asks `ensure(batch)` right before each delete POST; only a snapshot that is complete and
+committed lets the POST go. A recording interrupted by a crash is started again from scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.config import Settings
+from bot.snapshot_report import SnapshotPlan
+from bot.store import Batch, Request, Snapshot, Store
+
+log = logging.getLogger(__name__)
+
+TAGS_PER_LISTING = 50  # Constant Contact's limit on the `tags` filter of GET /contacts
+
+
+def groups(tag_ids: Sequence[str], size: int = TAGS_PER_LISTING) -> Iterator[list[str]]:
+    for start in range(0, len(tag_ids), size):
+        yield list(tag_ids[start:start + size])
+
+
+class Snapshots:
+    def __init__(self, store: Store, cc: Callable[[], Any], settings: Settings,
+                 clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.cc = cc
+        self.enabled = settings.snapshots
+        self.max_contacts = settings.snapshot_max_contacts
+        self.retention = timedelta(days=settings.snapshot_retention_days)
+        self.clock = clock
+
+    def plan(self, total_contacts: int) -> SnapshotPlan:
+        return SnapshotPlan(self.enabled, total_contacts, self.max_contacts, self.retention.days)
+
+    def wanted(self, request: Request) -> bool:
+        return self.plan(request.total_contacts).will_snapshot
+
+    def ensure(self, batch: Batch) -> Snapshot | None:
+        """The batch's complete snapshot, recording it now if need be; None when the request is not
+        snapshotted. Raises what the Constant Contact client raises: then nothing may be deleted yet."""
+        request = self.store.get_request(batch.request_id)
+        if request is None or not self.wanted(request):
+            return None
+        done = self.store.snapshot(batch.request_id, batch.batch_no)
+        if done is not None and done.state == "complete":
+            return done
+        return self._record(batch)
+
+    def _record(self, batch: Batch) -> Snapshot:
+        tag_ids = self.store.batch_tag_ids(batch.request_id, batch.batch_no)
+        self.store.start_snapshot(batch.request_id, batch.batch_no)
+        for group in groups(tag_ids):
+            asked = set(group)
+            for page in self.cc().contacts_tagged(group):
+                rows = [(tag_id, c.contact_id, c.status) for c in page for tag_id in c.tag_ids if tag_id in asked]
+                self.store.add_snapshot_taggings(batch.request_id, batch.batch_no, rows)
+        snapshot = self.store.complete_snapshot(batch.request_id, batch.batch_no)
+        log.info("snapshot recorded", extra={"request_id": str(batch.request_id), "outcome": "snapshot"})
+        return snapshot
+
+    def purge_expired(self) -> list[int]:
+        """Run daily: snapshots older than SNAPSHOT_RETENTION_DAYS are dropped (and audited)."""
+        purged = self.store.purge_snapshots(self.clock() - self.retention)
+        if purged:
+            log.info("snapshots purged", extra={"outcome": f"{len(purged)} purged"})
+        return purged
