@@ -39,6 +39,11 @@ NOTICE_EVENT = "deletetags_notice"
 SUMMARY_KEY = "summary"  # the milestone people wait for: sent ahead of routine posts
 
 
+def file_key(filename: str) -> str:
+    """The notice key of a file uploaded to a thread, by its name."""
+    return f"file:{filename}"
+
+
 class CardNotPosted(Exception):
     """The approval card could not be posted; `advice` tells the requester how to fix it."""
 
@@ -157,6 +162,11 @@ class Notifier:
                          urgent=key == SUMMARY_KEY, on_give_up=give_up)
         return True
 
+    def upload_file_once(self, request_id: int, filename: str, content: bytes, comment: str) -> bool:
+        """Upload a file to the card's thread once per file name: after a crash the thread shows
+        whether a claimed upload landed (files carry no message metadata, but they carry their name)."""
+        return self.upload_to_thread(request_id, file_key(filename), filename, content, comment)
+
     def upload_to_thread(self, request_id: int, key: str, filename: str, content: bytes, comment: str) -> bool:
         """Queue a file for the card's thread, exactly once per (request, key); False if already claimed.
 
@@ -214,7 +224,10 @@ class Notifier:
         except SlackApiError as error:
             log.warning("could not read the thread: %s", slack_error(error), extra={"request_id": str(request_id)})
             return
-        posted = {self._notice_key(m): m.get("ts") for m in replies.get("messages") or []}
+        messages = replies.get("messages") or []
+        posted = {self._notice_key(m): m.get("ts") for m in messages}
+        # A file upload carries no metadata: its key names the file (see upload_to_thread).
+        posted |= {file_key(str(f.get("name"))): m.get("ts") for m in messages for f in m.get("files") or []}
         for key in claimed:
             if key in posted:
                 self.store.notice_posted(request_id, key, posted[key])

@@ -498,8 +498,8 @@ class Runner:
             return
         content = snapshot_report.snapshot_csv(self.store.snapshot_taggings(request_id)).encode()
         contacts = sum(s.contacts or 0 for s in recorded)
-        self.notifier.upload_to_thread(
-            request_id, "snapshot_csv", f"snapshot-request-{request_id}.csv", content,
+        self.notifier.upload_file_once(
+            request_id, f"snapshot-request-{request_id}.csv", content,
             f":camera_with_flash: The snapshot taken before deleting: {contacts:,} contacts by tag "
             f"(also `deletetags-bot snapshot {request_id} --csv`).")
 

@@ -149,3 +149,17 @@ def test_an_upload_url_off_slacks_file_host_gets_nothing(rig: Rig, foreign: str,
     assert "snapshot" not in rig.store.notices(rig.request_id)
     assert rig.file_messages() == []
     assert "upload URL refused" in caplog.text
+
+
+def test_an_upload_that_landed_just_before_a_crash_is_recognised_by_its_name(rig: Rig) -> None:
+    assert rig.notifier.upload_file_once(rig.request_id, "snapshot-request-1.csv", CSV, "Snapshot") is True
+    rig.drain()
+    # The process dies after Slack completed the upload but before the notice was marked posted.
+    with rig.store._unit() as db:
+        db.execute("UPDATE notices SET state = 'claimed', ts = NULL WHERE request_id = ?", [rig.request_id])
+    notifier = rig.restart()
+    notifier.settle_claimed(rig.request_id)
+    assert rig.store.notices(rig.request_id)["file:snapshot-request-1.csv"] == "posted"
+    assert notifier.upload_file_once(rig.request_id, "snapshot-request-1.csv", CSV, "Snapshot") is False
+    rig.drain()
+    assert len(rig.file_messages()) == 1
