@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import (bench_ack, bench_junk, bench_memory, bench_parse, bench_polling, bench_quota, bench_slack,
-                        report)
+                        bench_snapshot, report)
 from benchmarks.harness import Outcome, load_average, machine
 
 HERE = Path(__file__).resolve().parent
@@ -28,12 +28,14 @@ class Plan:
     slack: bench_slack.SlackSizes
     memory: bench_memory.MemorySizes
     junk: bench_junk.JunkSizes
+    snapshot: bench_snapshot.SnapshotSizes
 
 
 FULL = Plan(bench_ack.AckSizes(), bench_parse.ParseSizes(), bench_polling.PollingSizes(), bench_quota.QuotaSizes(),
-            bench_slack.SlackSizes(), bench_memory.MemorySizes(), bench_junk.JunkSizes())
+            bench_slack.SlackSizes(), bench_memory.MemorySizes(), bench_junk.JunkSizes(),
+            bench_snapshot.SnapshotSizes())
 QUICK = Plan(bench_ack.QUICK, bench_parse.QUICK, bench_polling.QUICK, bench_quota.QUICK, bench_slack.QUICK,
-             bench_memory.QUICK, bench_junk.QUICK)
+             bench_memory.QUICK, bench_junk.QUICK, bench_snapshot.QUICK)
 
 
 def benchmarks(plan: Plan) -> dict[str, Callable[[Path], Outcome]]:
@@ -45,6 +47,7 @@ def benchmarks(plan: Plan) -> dict[str, Callable[[Path], Outcome]]:
         "slack": lambda d: bench_slack.run(d, plan.slack),
         "memory": lambda d: bench_memory.run(d, plan.memory),
         "junk": lambda d: bench_junk.run(plan.junk),
+        "snapshot": lambda d: bench_snapshot.run(d, plan.snapshot),
     }
 
 

@@ -43,6 +43,8 @@ RETRY_SECONDS = 30.0
 GIVE_UP_AFTER = timedelta(hours=24)
 # Up to this many tags are checked one by one before their POST; more, with one listing of the account.
 LOOKUPS_PER_TAG_UP_TO = quota.LOOKUPS_PER_TAG_UP_TO
+# A snapshot that took longer than this gives people time to change the tags: they are read again.
+RECHECK_AFTER_SNAPSHOT_SECONDS = 5.0
 QUOTA_RESET_SLACK_SECONDS = 5  # after 00:00 UTC, so that Constant Contact's own day has turned too
 WATCHDOG_SECONDS = 60
 POLL_EXECUTOR = "polls"  # the scheduler executor whose workers run status polls only
@@ -158,10 +160,11 @@ class Runner:
         # what goes out is what the approvers saw, and its snapshot is committed first.
         if not self._unchanged_since_approval(batch):
             return
-        had_snapshot = self._has_snapshot(batch)
+        began = time.monotonic()
         if not self._snapshot_recorded(batch):
             return
-        if not had_snapshot and self._has_snapshot(batch) and not self._unchanged_since_approval(batch):
+        took_long = time.monotonic() - began > RECHECK_AFTER_SNAPSHOT_SECONDS
+        if took_long and not self._unchanged_since_approval(batch):
             return
         if not self.store.transition_batch(
             batch_id, [BatchState.PENDING], BatchState.SUBMITTING, kind="batch.submitting", submitted_at=self.clock()
@@ -217,10 +220,6 @@ class Runner:
             self._ask_again(batch, changes)
             return False
         return True
-
-    def _has_snapshot(self, batch: Batch) -> bool:
-        snapshot = self.store.snapshot(batch.request_id, batch.batch_no)
-        return snapshot is not None and snapshot.state == "complete"
 
     def _snapshot_recorded(self, batch: Batch) -> bool:
         """Whether the batch may go: its snapshot is complete and committed, or it is not snapshotted."""
