@@ -141,11 +141,12 @@ class Intake:
         return Prepared(preview=replace(view, quota_line=quota.estimate_line(estimate)))
 
     def prepare(self, *, user_id: str, team_id: str | None, channel_id: str | None, source: str,
-                selection: tags.Selection, reason: str | None) -> Prepared:
+                selection: tags.Selection, reason: str | None, asked_at: float | None = None) -> Prepared:
+        """`asked_at`: when the person asked (the catalog's clock); any listing begun since will do."""
         problem = selection.problem()
         if problem:
             return Prepared(message=problem)
-        listing = self.catalog.listing()
+        listing = self.catalog.listing(not_before=asked_at)
         resolution = resolver.resolve(selection, listing.index)
         if not resolution.tags:
             return Prepared(message=nothing_matched(selection, resolution))
@@ -164,13 +165,13 @@ class Intake:
 
 
     def prepare_rule(self, *, user_id: str, team_id: str | None, channel_id: str | None, source: str,
-                     rule_text: str, reason: str | None) -> Prepared:
+                     rule_text: str, reason: str | None, asked_at: float | None = None) -> Prepared:
         """A draft of exactly the tags a rule matches now; the request keeps that list, not the rule."""
         try:
             rule = rules.parse_rule(rule_text)
         except rules.RuleError as error:
             return Prepared(message=error.message)
-        listing = self.catalog.listing()
+        listing = self.catalog.listing(not_before=asked_at)
         matched = rule.select(listing.account_tags)
         problem = rule_problem(rule, len(matched), len(listing.account_tags), self.max_entries)
         if problem:

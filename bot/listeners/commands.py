@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,15 +53,19 @@ def on_request(services: Services, ack: Ack, command: dict[str, Any], parsed: ta
     if problem:
         ack(response_type="ephemeral", text=problem)
         return
+    # A listing begun after this moment shows the account as it was when the person asked; previews
+    # queued behind a burst of commands then share one listing instead of waiting for one each.
+    asked_at = time.monotonic()
     ack(response_type="ephemeral", text=f":mag: Checking {blocks.count(selection.entry_count, 'entry')} against Constant Contact…")
-    after_ack(services, command, client, lambda: preview(services, command, selection, parsed.reason, respond))
+    after_ack(services, command, client,
+              lambda: preview(services, command, selection, parsed.reason, respond, asked_at))
 
 
 def preview(services: Services, command: dict[str, Any], selection: tags.Selection, reason: str | None,
-            respond: Respond) -> None:
+            respond: Respond, asked_at: float | None = None) -> None:
     show_preview(respond, explain_cc_error(lambda: services.intake.prepare(
         user_id=command["user_id"], team_id=command.get("team_id"), channel_id=command.get("channel_id"),
-        source="command", selection=selection, reason=reason,
+        source="command", selection=selection, reason=reason, asked_at=asked_at,
     )))
 
 
@@ -71,11 +76,12 @@ def on_rule(services: Services, ack: Ack, command: dict[str, Any], parsed: tags.
     except rules.RuleError as error:
         ack(response_type="ephemeral", text=error.message)
         return
+    asked_at = time.monotonic()
     ack(response_type="ephemeral", text=f":mag: Finding the tags that match `{outside_text(rule.text, 400)}`…")
     after_ack(services, command, client, lambda: show_preview(respond, explain_cc_error(
         lambda: services.intake.prepare_rule(
             user_id=command["user_id"], team_id=command.get("team_id"), channel_id=command.get("channel_id"),
-            source="rule", rule_text=parsed.argument or "", reason=parsed.reason))))
+            source="rule", rule_text=parsed.argument or "", reason=parsed.reason, asked_at=asked_at))))
 
 
 def show_preview(respond: Respond, prepared: Prepared | str) -> None:
