@@ -477,11 +477,11 @@ def summary_text(requester_id: str, request_id: int, summary: Any, approvers: Se
     if summary.missing:
         lines.append(f"*Not deleted ({len(summary.missing):,}):*")
         room = TEXT_LIMIT - len("\n".join([*lines, *approved])) - 1
-        lines.append(not_deleted_list(summary.missing, request_id, listed, room))
+        lines.append(not_deleted_list(summary.missing, listed, room))
     return "\n".join([*lines, *approved])
 
 
-def not_deleted_list(missing: Sequence[Any], request_id: int, listed: int, budget: int) -> str:
+def not_deleted_list(missing: Sequence[Any], listed: int, budget: int) -> str:
     """One line per tag not deleted (a summary's reasons are mrkdwn already), within `budget` characters."""
     lines = [f"• *{escape(m.name)}* `{escape(m.tag_id)}` — {m.reason}" for m in missing[:listed]]
     return fit_lines(lines, budget, lambda left: f"…and {left:,} more: *See all tags* on the card lists them first",

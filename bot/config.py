@@ -307,9 +307,11 @@ def is_loopback_host(host: str | None) -> bool:
     if name == "localhost":
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        address = ipaddress.ip_address(name.split("%", 1)[0])
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1, as a dual-stack socket reports it
+    return bool((mapped or address).is_loopback)
 
 
 def _check_token_urls(values: dict[str, object], problems: list[str]) -> None:

@@ -296,14 +296,12 @@ class ConstantContactClient:
     def create_tags_delete(self, tag_ids: Sequence[str]) -> Activity:
         """Queue deletion of up to 500 tags; the activity then runs on Constant Contact's side."""
         ids = _valid_tag_ids(tag_ids)
-        response = self._call("POST", "/activities/contacts_tags_delete", body={"tag_ids": ids})
+        path = "/activities/contacts_tags_delete"
+        response = self._call("POST", path, body={"tag_ids": ids})
         try:
             return parse_activity(response.json())
         except (ValueError, ConstantContactError):
-            raise OutcomeUnknown(
-                f"Constant Contact accepted the tag-delete request (HTTP {response.status_code}) but its answer "
-                "carried no readable activity. Check recent activities and whether the tags still exist "
-                "before sending it again.") from None
+            raise _unreadable(response, path) from None
 
     def contacts_tagged(self, tag_ids: Sequence[str], page_size: int = PAGE_LIMIT) -> Iterator[list[ContactTagging]]:
         """Every contact (any status, deleted ones included) carrying any of these tags (at most 50 ids
@@ -358,24 +356,19 @@ class ConstantContactClient:
         try:
             return _tag(response.json()), True
         except (ValueError, ConstantContactError):
-            raise OutcomeUnknown(
-                f"Constant Contact accepted the tag-create request (HTTP {response.status_code}) but its answer "
-                "carried no readable tag. Creating it again is safe: a tag that exists answers 409.") from None
+            raise _unreadable(response, "/contact_tags") from None
 
     def create_taggings_add(self, tag_ids: Sequence[str], contact_ids: Sequence[str]) -> Activity:
         """Queue tagging up to 500 contacts with up to 50 tags (a POST: never retried blindly, like
         create_tags_delete). Deleted contacts are not tagged: the activity names them in its errors."""
         tags = _valid_ids(tag_ids, MAX_TAGGING_TAG_IDS, "tag ids", "one tagging activity adds")
         contacts = _valid_ids(contact_ids, MAX_TAGGING_CONTACT_IDS, "contact ids", "one tagging activity tags")
-        response = self._call("POST", "/activities/contacts_taggings_add",
-                              body={"source": {"contact_ids": contacts}, "tag_ids": tags})
+        path = "/activities/contacts_taggings_add"
+        response = self._call("POST", path, body={"source": {"contact_ids": contacts}, "tag_ids": tags})
         try:
             return parse_activity(response.json())
         except (ValueError, ConstantContactError):
-            raise OutcomeUnknown(
-                f"Constant Contact accepted the tagging request (HTTP {response.status_code}) but its answer "
-                "carried no readable activity. Check recent activities and the contacts' tags before sending "
-                "it again.") from None
+            raise _unreadable(response, path) from None
 
     def get_activity(self, activity_id: str) -> Activity:
         return parse_activity(self._get_json(f"/activities/{_segment(activity_id)}"))
@@ -508,7 +501,7 @@ class ConstantContactClient:
             # queued); repeating it could queue a second delete. The runner reconciles instead.
             raise OutcomeUnknown(
                 f"Constant Contact ({self._host}) answered HTTP {status} to the {_request_name(path)}. "
-                f"{_checked_hint(path)}")
+                f"{_reconcile_hint(path)}")
         if status >= 500:
             raise _Retryable(ServiceUnavailable(
                 f"Constant Contact ({self._host}) kept answering HTTP {status} for "
@@ -540,28 +533,35 @@ def _log_retry(state: RetryCallState) -> None:
 
 
 _ACTIVITY_TYPES = frozenset({"contacts_tags_delete", "contacts_taggings_add"})
-_POST_NAMES = {"/activities/contacts_tags_delete": "tag-delete request", "/contact_tags": "tag-create request",
-               "/activities/contacts_taggings_add": "tagging request"}
+# Each POST that may have taken effect although no readable answer came back: what to call it, and
+# what to check before sending it again.
+_POSTS: dict[str, tuple[str, str]] = {
+    "/activities/contacts_tags_delete": (
+        "tag-delete request",
+        "The activity may or may not exist: check recent activities and whether the tags still exist "
+        "before sending it again."),
+    "/contact_tags": (
+        "tag-create request",
+        "The tag may or may not exist: creating it again is safe (an existing name answers 409)."),
+    "/activities/contacts_taggings_add": (
+        "tagging request",
+        "The activity may or may not exist: check recent activities and the contacts' tags before "
+        "sending it again."),
+}
 
 
 def _request_name(path: str) -> str:
-    return _POST_NAMES.get(path, f"request to {path}")
+    return _POSTS[path][0] if path in _POSTS else f"request to {path}"
 
 
 def _reconcile_hint(path: str) -> str:
-    if path == "/contact_tags":
-        return "The tag may or may not exist: creating it again is safe (an existing name answers 409)."
-    if path == "/activities/contacts_taggings_add":
-        return ("The activity may or may not exist: check recent activities and the contacts' tags before "
-                "sending it again.")
-    return ("The activity may or may not exist: check recent activities and whether the tags still exist "
-            "before sending it again.")
+    return _POSTS[path][1] if path in _POSTS else "Check what it did before sending it again."
 
 
-def _checked_hint(path: str) -> str:
-    if path == "/activities/contacts_tags_delete":
-        return "The activity may or may not exist: check whether the tags still exist before sending it again."
-    return _reconcile_hint(path)
+def _unreadable(response: httpx.Response, path: str) -> OutcomeUnknown:
+    """A POST answered 2xx with a body that cannot be read: it took effect, but what it made is unknown."""
+    return OutcomeUnknown(f"Constant Contact accepted the {_request_name(path)} (HTTP {response.status_code}) but "
+                          f"its answer could not be read. {_reconcile_hint(path)}")
 
 
 def _endpoint(path: str) -> str:

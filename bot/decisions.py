@@ -184,9 +184,8 @@ class Decisions:
     def _recheck_approvers(self, request: Request, approvals: tuple[str, ...]) -> tuple[str, ...]:
         """The last approval makes the request irreversible: every approval recorded before it must
         still come from an approver (someone may have left the group since they clicked)."""
-        approvers = self.approvers.fresh()
-        lapsed = [u for u in approvals if u not in lifecycle.approvals_that_count(approvals, request.requester_id,
-                                                                                   approvers)]
+        counting = lifecycle.approvals_that_count(approvals, request.requester_id, self.approvers.fresh())
+        lapsed = [u for u in approvals if u not in counting]
         if not lapsed:
             return approvals
         log.info("approvals withdrawn: no longer approvers", extra={"request_id": str(request.id),

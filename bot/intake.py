@@ -82,10 +82,6 @@ class TagCatalog:
         """A listing at most this old, for views that may lag a little (App Home's tag health)."""
         return self.listing(not_before=self._clock() - max_age_seconds)
 
-    def forget(self) -> None:
-        with self._changed:
-            self._latest = None
-
 
 @dataclass(frozen=True)
 class Prepared:
@@ -137,7 +133,7 @@ class Intake:
             view = replace(view, snapshot_line=self.snapshot_plan(view.total_contacts).line())
         if estimate is None:
             return Prepared(preview=view)
-        self.store.set_quota_estimate(request_id, estimate.as_record())
+        self.store.update_request(request_id, quota_estimate=estimate.as_record())
         return Prepared(preview=replace(view, quota_line=quota.estimate_line(estimate)))
 
     def prepare(self, *, user_id: str, team_id: str | None, channel_id: str | None, source: str,

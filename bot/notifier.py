@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks, quota
 from bot.approvers import ApproverDirectory
 from bot.lifecycle import batch_count
-from bot.slack_files import file_origins, origin_of
+from bot.slack_files import NO_REDIRECTS, file_origins, origin_of
 from bot.slack_outbox import SlackOutbox, slack_error
 from bot.snapshot_report import SnapshotPlan
 from bot.store import Request, Store
@@ -54,14 +54,6 @@ class CardNotPosted(Exception):
 
 class UploadRefused(Exception):
     """A file's bytes were not handed over: the upload URL was not Slack's, or it refused them."""
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # an upload URL that redirects is refused, not followed
-
-
-_UPLOADS = urllib.request.build_opener(_NoRedirects)
 
 
 class Notifier:
@@ -195,7 +187,7 @@ class Notifier:
             post = urllib.request.Request(url, data=content, method="POST",
                                           headers={"Content-Type": "application/octet-stream"})
             try:
-                with _UPLOADS.open(post, timeout=client.timeout) as answer:  # noqa: S310 - origin checked above
+                with NO_REDIRECTS.open(post, timeout=client.timeout) as answer:  # noqa: S310 - origin checked above
                     answer.read()
             except urllib.error.HTTPError as error:
                 error.close()

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from apscheduler.schedulers.base import BaseScheduler
 
@@ -30,7 +30,7 @@ from bot.constant_contact import (
 )
 from bot.lifecycle import TERMINAL_BATCH_STATES, BatchState, RequestState
 from bot.mrkdwn import outside_text
-from bot.notifier import SUMMARY_KEY, Notifier
+from bot.notifier import SUMMARY_KEY, Notifier, file_key
 from bot.quota_ledger import QuotaCheck
 from bot.snapshots import Snapshots
 from bot.store import Batch, Request, Store
@@ -38,6 +38,7 @@ from bot.summary import ERROR_SHOWN, Summary, summarise
 from bot.tag_changes import TagChange, TagFacts
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RETRY_SECONDS = 30.0
 GIVE_UP_AFTER = timedelta(hours=24)
@@ -207,13 +208,8 @@ class Runner:
         again. Nothing goes out unchecked: when Constant Contact cannot be asked, the batch waits."""
         approved = [TagFacts(t.tag_id, t.name, t.contacts_count)
                     for t in self.store.request_tags(batch.request_id) if t.batch_no == batch.batch_no]
-        try:
-            now = self._tags_now([t.tag_id for t in approved])
-        except (QuotaExceeded, TooManyQueuedActivities, ServiceUnavailable) as error:
-            self._postpone(batch, BatchState.PENDING, error)
-            return False
-        except ConstantContactError as error:
-            self._batch_failed(batch, BatchState.PENDING, str(error))
+        read, now = self._read_before_post(batch, lambda: self._tags_now([t.tag_id for t in approved]))
+        if not read or now is None:
             return False
         changes = tag_changes.material_changes(approved, now, self.large_tag_contacts)
         if changes:
@@ -221,17 +217,25 @@ class Runner:
             return False
         return True
 
-    def _snapshot_recorded(self, batch: Batch) -> bool:
-        """Whether the batch may go: its snapshot is complete and committed, or it is not snapshotted."""
-        if self.snapshots is None:
-            return True
+    def _read_before_post(self, batch: Batch, read: Callable[[], T], failing: str = "") -> tuple[bool, T | None]:
+        """A Constant Contact read that must succeed before the batch's POST: when Constant Contact cannot
+        be asked now the batch waits; when it refuses, the batch fails, and nothing was sent."""
         try:
-            snapshot = self.snapshots.ensure(batch)
+            return True, read()
         except (QuotaExceeded, TooManyQueuedActivities, ServiceUnavailable) as error:
             self._postpone(batch, BatchState.PENDING, error)
-            return False
         except ConstantContactError as error:
-            self._batch_failed(batch, BatchState.PENDING, f"no snapshot could be recorded, so it was not deleted: {error}")
+            self._batch_failed(batch, BatchState.PENDING, f"{failing}{error}")
+        return False, None
+
+    def _snapshot_recorded(self, batch: Batch) -> bool:
+        """Whether the batch may go: its snapshot is complete and committed, or it is not snapshotted."""
+        snapshots = self.snapshots
+        if snapshots is None:
+            return True
+        read, snapshot = self._read_before_post(batch, lambda: snapshots.ensure(batch),
+                                                "no snapshot could be recorded, so it was not deleted: ")
+        if not read:
             return False
         if snapshot is not None:
             batch_count = len(self.store.batches(batch.request_id))
@@ -493,13 +497,15 @@ class Runner:
     def _share_snapshot(self, request_id: int) -> None:
         """The snapshot as a CSV file in the thread, once, after the summary."""
         recorded = [s for s in self.store.snapshots(request_id) if s.state == "complete"]
-        if not recorded:
+        filename = f"snapshot-request-{request_id}.csv"
+        # post_summary runs again until the summary is posted: build the CSV only while it is still due.
+        if not recorded or file_key(filename) in self.store.notices(request_id):
             return
         content = snapshot_report.snapshot_csv(self.store.snapshot_taggings(request_id)).encode()
-        contacts = sum(s.contacts or 0 for s in recorded)
+        taggings = sum(s.taggings or 0 for s in recorded)
         self.notifier.upload_file_once(
-            request_id, f"snapshot-request-{request_id}.csv", content,
-            f":camera_with_flash: The snapshot taken before deleting: {contacts:,} contacts by tag "
+            request_id, filename, content,
+            f":camera_with_flash: The snapshot taken before deleting: {taggings:,} taggings (tag, contact) "
             f"(also `deletetags-bot snapshot {request_id} --csv`).")
 
     # --- start-up ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ closes connections that are idle.
 from __future__ import annotations
 
 import io
-import ipaddress
 import json
 import logging
 import resource
@@ -28,6 +27,7 @@ from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 
 from bot.ack_gate import AckGate
+from bot.config import is_loopback_host
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
 
 log = logging.getLogger(__name__)
@@ -116,25 +116,25 @@ class SlackWsgiApp:
             finally:
                 if self.metrics is not None:
                     self.metrics.ack_seconds.observe(time.perf_counter() - started)
-        return self._json(start_response, "404 Not Found", {"error": "not found", "path": path})
+        return _json(start_response, "404 Not Found", {"error": "not found", "path": path})
 
     def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         # Refused before a byte of the body is read: a request that cannot be Slack's, by its headers.
         refusal = self._refusal_by_headers(environ)
         if refusal is not None:
-            return self._json(start_response, refusal, {"error": "invalid request"})
+            return _json(start_response, refusal, {"error": "invalid request"})
         # Bolt parses the body and reads the timestamp with int() before it checks the signature, so a
         # malformed request raised inside Bolt, whose error handler then acted on the unverified body
         # (an apology posted to whatever response_url it named). Verify first, parse after.
         body = _read_body(environ)
         if self.verifier is not None and not _signed(self.verifier, environ, body):
-            return self._json(start_response, "401 Unauthorized", {"error": "invalid request"})
+            return _json(start_response, "401 Unauthorized", {"error": "invalid request"})
         environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
         try:
             return self.slack(environ, start_response)
         except Exception as error:  # noqa: BLE001 - a signed body Bolt cannot even parse; Slack sends none
             log.warning("malformed Slack request refused: %s", type(error).__name__, extra={"outcome": "bad_request"})
-            return self._json(start_response, "400 Bad Request", {"error": "malformed request"})
+            return _json(start_response, "400 Bad Request", {"error": "malformed request"})
 
     def _refusal_by_headers(self, environ: dict[str, Any]) -> str | None:
         if self.verifier is not None and not _plausibly_signed(environ, self.verifier.clock.now()):
@@ -143,21 +143,13 @@ class SlackWsgiApp:
             return "413 Request Entity Too Large"
         return None
 
-    @staticmethod
-    def _json(start_response: StartResponse, status: str, payload: dict[str, Any]) -> list[bytes]:
-        return _json(start_response, status, payload)
 
 
 def from_this_host(environ: dict[str, Any]) -> bool:
     """A request from loopback that no proxy relayed (a proxy on this host connects from loopback too)."""
     if any(environ.get(header) for header in FORWARDING_HEADERS):
         return False
-    try:
-        address = ipaddress.ip_address(str(environ.get("REMOTE_ADDR", "")).split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return bool((mapped or address).is_loopback)
+    return is_loopback_host(str(environ.get("REMOTE_ADDR", "")))
 
 
 def _plausibly_signed(environ: dict[str, Any], now: float) -> bool:

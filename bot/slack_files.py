@@ -129,19 +129,20 @@ def check_origin(shared: SharedFile, allowed: frozenset[Origin]) -> None:
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # urllib would copy the Authorization header to wherever a redirect points; follow none.
+    # urllib would copy the Authorization header (or a file's bytes) to wherever a redirect points.
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+# Every transfer of a file to or from Slack's file host goes through this: a 3xx is an HTTPError.
+NO_REDIRECTS = urllib.request.build_opener(_NoRedirects)
 
 
 def download(shared: SharedFile, bot_token: str, max_bytes: int, timeout: float = 20.0) -> bytes:
     shown = quote_for_slack(shared.name)
     request = urllib.request.Request(shared.url, headers={"Authorization": f"Bearer {bot_token}"})
     try:
-        with _OPENER.open(request, timeout=timeout) as response:  # noqa: S310 - origin checked by fetch
+        with NO_REDIRECTS.open(request, timeout=timeout) as response:  # noqa: S310 - origin checked by fetch
             content_type = response.headers.get("Content-Type", "")
             data = response.read(max_bytes + 1)
     except urllib.error.HTTPError as error:

@@ -56,9 +56,8 @@ class Snapshots:
         tag_ids = self.store.batch_tag_ids(batch.request_id, batch.batch_no)
         self.store.start_snapshot(batch.request_id, batch.batch_no)
         for group in groups(tag_ids):
-            asked = set(group)
-            for page in self.cc().contacts_tagged(group):
-                rows = [(tag_id, c.contact_id, c.status) for c in page for tag_id in c.tag_ids if tag_id in asked]
+            for page in self.cc().contacts_tagged(group):  # each contact's tag_ids: only the asked ones
+                rows = [(tag_id, c.contact_id, c.status) for c in page for tag_id in c.tag_ids]
                 self.store.add_snapshot_taggings(batch.request_id, batch.batch_no, rows)
         snapshot = self.store.complete_snapshot(batch.request_id, batch.batch_no)
         log.info("snapshot recorded", extra={"request_id": str(batch.request_id), "outcome": "snapshot"})

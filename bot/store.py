@@ -905,10 +905,6 @@ class Store:
             row = self.db.execute("SELECT calls, exhausted FROM quota_ledger WHERE day = ?", [day]).fetchone()
         return (int(row[0]), bool(row[1])) if row else (0, False)
 
-    def set_quota_estimate(self, request_id: int, estimate: dict[str, int]) -> None:
-        with self._unit() as db:
-            db.execute("UPDATE requests SET quota_estimate = ? WHERE id = ?", [json.dumps(estimate), request_id])
-
     def set_quota_hold(self, request_id: int, until: datetime | None) -> bool:
         """Hold a request for the quota (or release it with None); True when this call changed it."""
         with self._unit() as db:

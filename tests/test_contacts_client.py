@@ -25,27 +25,12 @@ from bot.constant_contact import (
 )
 from bot.sandbox.constant_contact import ConstantContactSimulator
 from bot.sandbox.world import ManualClock
+from tests.manual_simulator import ACTIVITY_SECONDS, clock, sim  # noqa: F401 - fixtures
 
-ACTIVITY_SECONDS = 10.0
 API = "https://api.test/v3"
 
 
 # ---------------------------------------------------------------- against the simulator
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def sim(clock: ManualClock) -> Iterator[ConstantContactSimulator]:
-    simulator = ConstantContactSimulator(requests_per_second=10_000, activity_seconds=ACTIVITY_SECONDS,
-                                         access_token_seconds=30 * 86_400, clock=clock)
-    simulator.token_requests_per_second = 10_000
-    with simulator:
-        yield simulator
-    assert simulator.internal_errors == []
 
 
 @pytest.fixture

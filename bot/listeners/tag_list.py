@@ -12,6 +12,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot import blocks, tag_pages
+from bot.listeners.actions import clicked_request
 from bot.runtime import Services
 
 log = logging.getLogger(__name__)
@@ -28,16 +29,12 @@ def _modal(services: Services, request_id: int, page: int) -> dict[str, Any] | N
     return tag_pages.all_tags_modal(request_id, lines, page, services.settings.large_tag_contacts, not_deleted)
 
 
-def _button_value(body: dict[str, Any]) -> str:
-    return str((body.get("actions") or [{}])[0].get("value") or "")
-
-
 def register(app: App, services: Services) -> None:
     @app.action(tag_pages.ACTION_SHOW_TAGS)
     def show_all(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
         ack()  # then open the modal at once: a trigger_id expires 3 s after the click
-        parsed = tag_pages.parse_page_value(_button_value(body) + ":0")
-        view = _modal(services, parsed[0], 0) if parsed else None
+        request_id = clicked_request(body)
+        view = _modal(services, request_id, 0) if request_id is not None else None
         if view is None:
             respond(response_type="ephemeral", replace_original=False, text=UNKNOWN_REQUEST)
             return
@@ -47,7 +44,7 @@ def register(app: App, services: Services) -> None:
     @app.action(tag_pages.ACTION_NEXT_PAGE)
     def turn_page(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        parsed = tag_pages.parse_page_value(_button_value(body))
+        parsed = tag_pages.parse_page_value(str((body.get("actions") or [{}])[0].get("value") or ""))
         shown = body.get("view") or {}
         view = _modal(services, *parsed) if parsed else None
         if view is None or not shown.get("id"):

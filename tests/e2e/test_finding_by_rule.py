@@ -8,6 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot import rules, tags
+from bot.mrkdwn import outside_text
 from bot.sandbox.world import World
 from tests.e2e.helpers import card, last_ephemeral, preview_for, refreshed
 
@@ -117,7 +119,13 @@ def test_any_rule_text_gets_a_specific_answer_and_never_a_500(world: World, text
     response = world.driver.slash_command(world.people.requester, world.channel, text)
     assert response.status == 200
     answer = response.reply()["text"]
-    assert answer.startswith(":mag: Finding") or "rule" in answer.lower() or "`" in answer
+    command = tags.parse_command(text)
+    try:
+        rule = rules.parse_rule(command.argument or "")
+    except rules.RuleError as error:
+        assert answer == error.message  # the specific message naming the part it could not read
+    else:
+        assert answer == f":mag: Finding the tags that match `{outside_text(rule.text, 400)}`…"
     assert "<!here>" not in answer
 
 

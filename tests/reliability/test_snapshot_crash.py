@@ -7,23 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.reliability.test_crash_matrix import Rig
+from tests.reliability.test_crash_matrix import Rig, rig  # noqa: F401 - the fixture
 
 DELETE_PATH = "/activities/contacts_tags_delete"
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    started = Rig(tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 def delete_posts(rig: Rig) -> int:
