@@ -77,6 +77,8 @@ class Progress:
     items_completed: int | None = None
     items_total: int | None = None
     stalled: bool = False
+    # A snapshot being recorded before a batch's delete POST: (batch number, taggings so far, expected).
+    snapshot: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,10 @@ class CardView:
     quota_line: str | None = None  # the Constant Contact calls it will take (bot.quota.estimate_line)
     snapshot_line: str | None = None  # whether a snapshot is taken first (bot.snapshot_report.SnapshotPlan)
     hold_line: str | None = None  # held for the daily quota until its reset (bot.quota.hold_line)
+    # A restore's card (bot.restores.views) opens with its own lines and title, and runs as "Restoring".
+    intro: str | None = None
+    title: str | None = None
+    running_label: str | None = None
 
 
 def plain(text: str) -> dict[str, Any]:
@@ -150,14 +156,17 @@ def is_large_tag(tag: TagLine, threshold: int) -> bool:
     return is_large(tag.contacts_count, threshold)
 
 
-def tag_line(tag: TagLine, large_threshold: int = 0) -> str:
+def tag_line(tag: TagLine, large_threshold: int = 0, old_ids: bool = False) -> str:
     flag = " :warning: *large*" if is_large_tag(tag, large_threshold) else ""
-    return f"• *{escape(tag.name)}* `{escape(tag.tag_id)}` — {count(tag.contacts_count, 'contact')}{flag}"
+    tag_id = f"(was `{escape(tag.tag_id)}`)" if old_ids else f"`{escape(tag.tag_id)}`"
+    return f"• *{escape(tag.name)}* {tag_id} — {count(tag.contacts_count, 'contact')}{flag}"
 
 
-def tag_list(tags: Sequence[TagLine], limit: int = LISTED_TAGS, large_threshold: int = 0) -> str:
+def tag_list(tags: Sequence[TagLine], limit: int = LISTED_TAGS, large_threshold: int = 0,
+             old_ids: bool = False) -> str:
+    """`old_ids`: the ids are of deleted tags (a restore's card)."""
     ordered = largest_first(tags)
-    lines = [tag_line(t, large_threshold) for t in ordered[:limit]]
+    lines = [tag_line(t, large_threshold, old_ids) for t in ordered[:limit]]
     return fit_lines(lines, SECTION_LIMIT, lambda left: f"…and {left:,} smaller", len(ordered) - len(lines))
 
 
@@ -250,6 +259,8 @@ def _card_status(view: CardView) -> str:
 
 def _plain_status(view: CardView) -> str:
     label = STATE_LABELS.get(view.state, view.state)
+    if view.state == "running" and view.running_label:
+        label = view.running_label
     if view.state == "awaiting_approval":
         so_far = ", ".join(f"<@{u}>" for u in view.approvals) or "none yet"
         expiry = f" Expires <!date^{int(view.expires_at.timestamp())}^{{date_short_pretty}} {{time}}|{view.expires_at:%Y-%m-%d %H:%M} UTC>." if view.expires_at else ""
@@ -272,7 +283,7 @@ def _plain_status(view: CardView) -> str:
 
 
 def card_blocks(view: CardView) -> list[Block]:
-    intro = (
+    intro = view.intro or (
         f"*Deletion request #{view.request_id}* from <@{view.requester_id}>\n"
         f"{count(len(view.tags), 'tag')} on *{count(view.total_contacts, 'contact')}* "
         f"({count(view.batch_count, 'activity')})."
@@ -287,7 +298,7 @@ def card_blocks(view: CardView) -> list[Block]:
     if large:
         blocks.append(section(large))
     blocks.append(section(f"*Reason:* {escape(view.reason or '—', REASON_SHOWN)}"))
-    blocks.append(section(tag_list(view.tags, large_threshold=view.large_threshold)))
+    blocks.append(section(tag_list(view.tags, large_threshold=view.large_threshold, old_ids=view.intro is not None)))
     if view.progress is not None:
         blocks.append(section(progress_line(view.progress)))
     blocks.append(section(_card_status(view)))
@@ -362,10 +373,18 @@ def changed_since_approval_dm(request_id: int, changed: int) -> str:
 def card_text(view: CardView) -> str:
     label = STATE_LABELS.get(view.state, view.state)
     mention = f"{view.approver_mention}: " if view.state == "awaiting_approval" and view.approver_mention else ""
+    if view.title:
+        return f"{mention}{view.title} — {label}"
     return f"{mention}Deletion request #{view.request_id} from <@{view.requester_id}> — {label}"
 
 
 def progress_line(progress: Progress) -> str:
+    if progress.snapshot is not None:
+        batch_no, recorded, expected = progress.snapshot
+        percent = min(99, round(100 * recorded / expected)) if expected else 0
+        which = f" of batch {batch_no + 1}/{progress.batch_count}" if progress.batch_count > 1 else ""
+        return (f"`{progress_bar(percent)}` :camera_with_flash: recording the snapshot{which} before deleting: "
+                f"{recorded:,} of ~{expected:,} taggings")
     counts = ""
     if progress.items_total:
         counts = f" — {progress.items_completed or 0:,}/{progress.items_total:,} items"
@@ -464,7 +483,8 @@ def duration(started: datetime | None, finished: datetime | None) -> str:
 
 
 def summary_text(requester_id: str, request_id: int, summary: Any, approvers: Sequence[str],
-                 started: datetime | None, finished: datetime | None, listed: int = 10) -> str:
+                 started: datetime | None, finished: datetime | None, listed: int = 10,
+                 footer: str | None = None) -> str:
     total = summary.deleted + summary.not_deleted + summary.unknown
     icon = {"completed": ":white_check_mark:", "completed_with_errors": ":warning:"}.get(summary.final_state, ":x:")
     where = (f"in {count(summary.activity_count, 'activity')}" if summary.activity_count
@@ -474,11 +494,12 @@ def summary_text(requester_id: str, request_id: int, summary: Any, approvers: Se
         f"tags deleted* {where} ({duration(started, finished)}).",
     ]
     approved = ["Approved by " + ", ".join(f"<@{a}>" for a in approvers) + "."] if approvers else []
+    ending = [*approved, *([footer] if footer else [])]
     if summary.missing:
         lines.append(f"*Not deleted ({len(summary.missing):,}):*")
-        room = TEXT_LIMIT - len("\n".join([*lines, *approved])) - 1
+        room = TEXT_LIMIT - len("\n".join([*lines, *ending])) - 1
         lines.append(not_deleted_list(summary.missing, listed, room))
-    return "\n".join([*lines, *approved])
+    return "\n".join([*lines, *ending])
 
 
 def not_deleted_list(missing: Sequence[Any], listed: int, budget: int) -> str:

@@ -39,6 +39,10 @@ class Outcome:
 NEEDS_REASON = Outcome(False, "A reason is needed before approvers are asked.", "needs_reason")
 
 
+def _kind(request: Request) -> str:
+    return "restore" if request.is_restore else "deletion"
+
+
 def gone(request_id: int) -> Outcome:
     return Outcome(False, f"Request #{request_id} does not exist (any more).", "not_found")
 
@@ -201,9 +205,10 @@ class Decisions:
         if not won:
             return Outcome(False, f"Request #{request_id} was already decided.", "already_decided")
         self.notifier.refresh_card(request_id)
-        self.notifier.tell(request.requester_id, f":white_check_mark: Your deletion request #{request_id} was approved by <@{user_id}>.")
+        self.notifier.tell(request.requester_id, f":white_check_mark: Your {_kind(request)} request #{request_id} was approved by <@{user_id}>.")
         self.on_approved(request_id)
-        return Outcome(True, f"You approved request #{request_id}. Deletion starts now.")
+        starts = "The restore" if request.is_restore else "Deletion"
+        return Outcome(True, f"You approved request #{request_id}. {starts} starts now.")
 
     @one_at_a_time
     def reject(self, request_id: int, user_id: str, reason: str) -> Outcome:
@@ -219,7 +224,7 @@ class Decisions:
         self.notifier.refresh_card(request_id)
         self.notifier.tell(
             request.requester_id,
-            f":no_entry: Your deletion request #{request_id} was rejected by <@{user_id}>: {outside_text(reason)}",
+            f":no_entry: Your {_kind(request)} request #{request_id} was rejected by <@{user_id}>: {outside_text(reason)}",
         )
         self.on_closed(request_id)
         return Outcome(True, f"You rejected request #{request_id}.")
@@ -243,7 +248,7 @@ class Decisions:
             return Outcome(False, f"Request #{request_id} was decided just before your click.", "already_decided")
         self.notifier.refresh_card(request_id)
         self.on_closed(request_id)
-        return Outcome(True, f"Request #{request_id} is cancelled. Nothing was deleted.")
+        return Outcome(True, f"Request #{request_id} is cancelled. Nothing was {'changed' if request.is_restore else 'deleted'}.")
 
     def expire(self, request: Request) -> bool:
         with self.lock_for(request.id):
@@ -258,8 +263,8 @@ class Decisions:
         if won and request.card_ts:
             self.notifier.refresh_card(request.id)
             what = ("The tags deleted before it was stopped are listed in the card's thread."
-                    if self._started(request.id) else "Nothing was deleted.")
-            self.notifier.tell(request.requester_id, f":hourglass: Your deletion request #{request.id} expired: nobody decided in time. {what}")
+                    if self._started(request.id) else f"Nothing was {'changed' if request.is_restore else 'deleted'}.")
+            self.notifier.tell(request.requester_id, f":hourglass: Your {_kind(request)} request #{request.id} expired: nobody decided in time. {what}")
         if won:
             self.on_closed(request.id)
         return won

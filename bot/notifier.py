@@ -13,6 +13,7 @@ import logging
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from slack_sdk import WebClient
@@ -20,6 +21,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, quota
 from bot.approvers import ApproverDirectory
+from bot.restores import plan as restore_plan
+from bot.restores import views as restore_views
 from bot.lifecycle import batch_count
 from bot.slack_files import NO_REDIRECTS, file_origins, origin_of
 from bot.slack_outbox import SlackOutbox, slack_error
@@ -75,6 +78,16 @@ class Notifier:
 
     def card_view(self, request: Request, outcome: str | None = None) -> blocks.CardView:
         tags = [blocks.TagLine(t.tag_id, t.name, t.contacts_count) for t in self.store.request_tags(request.id)]
+        view = self._card_view(request, tags, outcome)
+        if not request.is_restore or request.restores_request is None:
+            return view
+        activities = sum(restore_plan.activities_for(t.contacts_count or 0) or 1 for t in tags)
+        return replace(view, batch_count=activities, snapshot_line=None, running_label="Restoring",
+                       intro=restore_views.card_intro(request.id, request.restores_request, request.requester_id,
+                                                      len(tags), request.total_contacts, activities),
+                       title=restore_views.card_title(request.id, request.restores_request, request.requester_id))
+
+    def _card_view(self, request: Request, tags: list[blocks.TagLine], outcome: str | None) -> blocks.CardView:
         return blocks.CardView(
             request_id=request.id,
             state=request.state,
@@ -122,7 +135,8 @@ class Notifier:
         request = self.store.get_request(request_id)
         if request is None or not request.card_ts or not request.approval_channel:
             return
-        view = self.card_view(request, blocks.outcome_line(request.state) if request.is_terminal else None)
+        lines = restore_views.OUTCOME_LINES if request.is_restore else blocks.OUTCOME_LINES
+        view = self.card_view(request, lines.get(request.state) if request.is_terminal else None)
         self.queued_client.chat_update(
             channel=request.approval_channel, ts=request.card_ts,
             text=blocks.card_text(view), blocks=blocks.card_blocks(view),

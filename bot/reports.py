@@ -18,6 +18,13 @@ from bot.store import Batch, Request, Store
 log = logging.getLogger(__name__)
 
 
+def _labelled_reason(request: Request) -> str | None:
+    """App Home shows a restore's reason after what it restores."""
+    if not request.is_restore:
+        return request.reason
+    return f"Restore of #{request.restores_request}. {request.reason or ''}".strip()
+
+
 class Reports:
     def __init__(self, store: Store, notifier: Notifier, approvers: ApproverDirectory,
                  observe: Callable[[Any], Any]) -> None:
@@ -39,6 +46,7 @@ class Reports:
             batch_count=len(batches) or batch_count(request.tag_count),
             items_completed=sum(b.items_completed or 0 for b in batches) if total_items else None,
             items_total=total_items,
+            snapshot=self.store.recording_snapshot(request.id) if request.state == "running" else None,
         )
 
     def facts(self, request: Request, with_link: bool = False) -> StatusFacts:
@@ -47,6 +55,7 @@ class Reports:
         etas = [eta_seconds(o) for o in map(self.observe, batches) if o is not None]
         tags = self.store.request_tags(request.id)
         outcomes = [t.outcome for t in tags if t.outcome]
+        done = "restored" if request.is_restore else "deleted"
         link = None
         if with_link and request.approval_channel and request.card_ts:
             link = self.notifier.permalink(request.approval_channel, request.card_ts)
@@ -57,9 +66,9 @@ class Reports:
             items_completed=progress.items_completed, items_total=progress.items_total,
             eta_seconds=max((e for e in etas if e is not None), default=None),
             required_approvals=request.required_approvals, expires_at=request.expires_at,
-            deleted=outcomes.count("deleted") if outcomes else None,
-            not_deleted=(len(outcomes) - outcomes.count("deleted")) if outcomes else None, link=link,
-            held_until=request.quota_held_until,
+            deleted=outcomes.count(done) if outcomes else None,
+            not_deleted=(len(outcomes) - outcomes.count(done)) if outcomes else None, link=link,
+            held_until=request.quota_held_until, restores_request=request.restores_request,
         )
 
     def status_of(self, request: Request, with_link: bool = False) -> str:
@@ -86,7 +95,9 @@ class Reports:
         for request in requests:
             link = self._link(request)
             label = blocks.STATE_LABELS.get(request.state, request.state)
-            lines.append(f"• {link} by <@{request.requester_id}> — {label}, {blocks.count(request.tag_count, 'tag')}, "
+            restore = f" (restore of #{request.restores_request})" if request.is_restore else ""
+            lines.append(f"• {link}{restore} by <@{request.requester_id}> — {label}, "
+                         f"{blocks.count(request.tag_count, 'tag')}, "
                          f"{request.created_at:%Y-%m-%d %H:%M} UTC")
         return "\n".join(lines)
 
@@ -104,8 +115,8 @@ class Reports:
             waiting = [r for r in self.store.requests(states=(RequestState.AWAITING_APPROVAL.value,), limit=20)
                        if r.requester_id != user_id and user_id not in self.store.approvals(r.id)]
         home = blocks.home_blocks(
-            [(r.id, r.state, r.tag_count, r.reason) for r in mine],
-            [(r.id, r.requester_id, r.tag_count, r.total_contacts, r.reason) for r in waiting],
+            [(r.id, r.state, r.tag_count, _labelled_reason(r)) for r in mine],
+            [(r.id, r.requester_id, r.tag_count, r.total_contacts, _labelled_reason(r)) for r in waiting],
         )
         if approver and self.quota_today is not None:
             home.insert(1, blocks.context(f":bar_chart: Constant Contact calls: {self.quota_today()}"))

@@ -32,6 +32,9 @@ from bot.lifecycle import TERMINAL_BATCH_STATES, BatchState, RequestState
 from bot.mrkdwn import outside_text
 from bot.notifier import SUMMARY_KEY, Notifier, file_key
 from bot.quota_ledger import QuotaCheck
+from bot.restores import plan as restore_plan
+from bot.restores import views as restore_views
+from bot.restores.work import RestoreWork
 from bot.snapshots import Snapshots
 from bot.store import Batch, Request, Store
 from bot.summary import ERROR_SHOWN, Summary, summarise
@@ -69,6 +72,8 @@ class Runner:
         self.reconcile_after = settings.reconcile_delay_seconds
         self.large_tag_contacts = settings.large_tag_contacts
         self.approval_ttl_hours = settings.approval_ttl_hours
+        self.retention_days = settings.snapshot_retention_days
+        self.restores = RestoreWork(store, cc)
         self._tracks: dict[int, polling.Track] = {}  # per batch: what its polls saw
         self._poll_due: dict[int, float] = {}  # per batch: when its latest poll was due (monotonic)
         self._lock = threading.Lock()
@@ -121,8 +126,12 @@ class Runner:
         if request.quota_held_until is not None:
             self.store.set_quota_hold(request_id, None)
         if not self.store.batches(request_id):
-            tag_ids = [t.tag_id for t in self.store.request_tags(request_id)]
-            self.store.create_batches(request_id, lifecycle.batches(tag_ids))
+            tags = self.store.request_tags(request_id)
+            if request.is_restore:
+                self.store.create_restore_batches(request_id, restore_plan.chunks(
+                    (t.tag_id, t.contacts_count or 0) for t in tags))
+            else:
+                self.store.create_batches(request_id, lifecycle.batches([t.tag_id for t in tags]))
         self.store.transition(request_id, RequestState.RUNNING, actor="runner", kind="request.started",
                               started_at=request.started_at or self.clock())  # kept when approved again
         for batch in self.store.batches(request_id):
@@ -133,7 +142,7 @@ class Runner:
     def _held_for_quota(self, request: Request) -> bool:
         """A request that has sent nothing yet and cannot finish within what is left of today's
         quota waits for the reset, so that it never stops half-way at midnight."""
-        if self.quota_check is None or request.state != RequestState.APPROVED:
+        if self.quota_check is None or request.state != RequestState.APPROVED or request.is_restore:
             return False
         if any(b.state != BatchState.PENDING for b in self.store.batches(request.id)):
             return False  # approved again after a change: part of it is already under way
@@ -157,6 +166,10 @@ class Runner:
         batch = self.store.batch(batch_id)
         if batch is None or batch.state != BatchState.PENDING or not self._is_running(batch.request_id):
             return  # a request stopped for approval again keeps its remaining batches pending
+        request = self.store.get_request(batch.request_id)
+        if request is not None and request.is_restore:
+            self._submit_restore_batch(request, batch)
+            return
         # Tags checked, snapshot recorded, and, when recording it took time, the tags checked again:
         # what goes out is what the approvers saw, and its snapshot is committed first.
         if not self._unchanged_since_approval(batch):
@@ -174,9 +187,30 @@ class Runner:
         tag_ids = self.store.batch_tag_ids(batch.request_id, batch.batch_no)
         self._post_batch(batch, tag_ids, expect=BatchState.SUBMITTING)
 
+    def _submit_restore_batch(self, request: Request, batch: Batch) -> None:
+        """The batch's tag made (once), then its contacts tagged again."""
+        read, _ = self._read_before_post(batch, lambda: self.restores.target_tag(request, batch),
+                                         "the tag could not be recreated: ")
+        if not read or not self.store.transition_batch(
+            batch.id, [BatchState.PENDING], BatchState.SUBMITTING, kind="batch.submitting", submitted_at=self.clock()
+        ):
+            return
+        if not batch.contact_count:  # a tag on no contact: recreating it was all there was to do
+            self.store.transition_batch(batch.id, [BatchState.SUBMITTING], BatchState.COMPLETED, kind="batch.completed",
+                                        percent_done=100, finished_at=self.clock())
+            self.finish_if_done(batch.request_id)
+            return
+        self._post_batch(batch, [], expect=BatchState.SUBMITTING)
+
+    def _send(self, batch: Batch, tag_ids: list[str]) -> Activity:
+        request = self.store.get_request(batch.request_id)
+        if request is not None and request.is_restore:
+            return self.restores.post(request, batch)
+        return self.cc().create_tags_delete(tag_ids)
+
     def _post_batch(self, batch: Batch, tag_ids: list[str], expect: str, reconciled: bool = False) -> None:
         try:
-            activity = self.cc().create_tags_delete(tag_ids)
+            activity = self._send(batch, tag_ids)
         except OutcomeUnknown as error:
             log.warning("submission outcome unknown: %s", error, extra={"request_id": str(batch.request_id)})
             self.store.add_event(batch.request_id, "runner", "batch.outcome_unknown", {"batch": batch.id})
@@ -222,7 +256,7 @@ class Runner:
         be asked now the batch waits; when it refuses, the batch fails, and nothing was sent."""
         try:
             return True, read()
-        except (QuotaExceeded, TooManyQueuedActivities, ServiceUnavailable) as error:
+        except (QuotaExceeded, TooManyQueuedActivities, ServiceUnavailable, OutcomeUnknown) as error:
             self._postpone(batch, BatchState.PENDING, error)
         except ConstantContactError as error:
             self._batch_failed(batch, BatchState.PENDING, f"{failing}{error}")
@@ -325,6 +359,12 @@ class Runner:
         """A batch whose POST may or may not have landed: re-submit only the tags that still exist."""
         batch = self.store.batch(batch_id)
         if batch is None or batch.state != BatchState.SUBMITTING:
+            return
+        request = self.store.get_request(batch.request_id)
+        if request is not None and request.is_restore:
+            # Tagging contacts that already carry the tag changes nothing: send it again.
+            self.store.add_event(batch.request_id, "runner", "batch.reconciling", {"batch": batch_id, "resent": True})
+            self._post_batch(batch, [], expect=BatchState.SUBMITTING, reconciled=True)
             return
         tag_ids = self.store.batch_tag_ids(batch.request_id, batch.batch_no)
         try:
@@ -437,8 +477,10 @@ class Runner:
         if not won:
             return
         self._forget(batch.id)
-        if activity.state != BatchState.COMPLETED or activity.errors:
-            errors = "; ".join(outside_text(e, ERROR_SHOWN) for e in activity.errors[:3]) or "no details given"
+        # A restore's deleted contacts are expected: the summary counts them.
+        shown = restore_plan.unexpected_errors(activity.errors) if batch.tag_id else list(activity.errors)
+        if activity.state != BatchState.COMPLETED or shown:
+            errors = "; ".join(outside_text(e, ERROR_SHOWN) for e in shown[:3]) or "no details given"
             self.notifier.post_once(batch.request_id, f"batch:{batch.batch_no}:problem",
                                     f":warning: Activity `{outside_text(activity.activity_id)}` ended "
                                     f"`{activity.state}`: {errors}")
@@ -455,10 +497,19 @@ class Runner:
                                             f"Batch {b.batch_no + 1} of {len(batches)} finished (`{b.state}`).")
         if not batches or any(b.state not in TERMINAL_BATCH_STATES for b in batches):
             return
-        summary = self._verify_outcomes(request_id, batches)
-        target = RequestState(summary.final_state)
-        self.store.transition(request_id, target, actor="runner", kind=f"request.{target.value}",
-                              detail={"deleted": summary.deleted, "not_deleted": summary.not_deleted},
+        request = self.store.get_request(request_id)
+        if request is not None and request.is_restore:
+            restored = restore_plan.summarise(self.store.request_tags(request_id), batches)
+            self.store.set_tag_outcomes(request_id, restored.outcomes)
+            target = RequestState(restored.final_state)
+            detail = {"restored": restored.restored, "not_restored": restored.not_restored,
+                      "tagged": restored.tagged, "deleted_since": restored.deleted_since}
+            summary = None
+        else:
+            summary = self._verify_outcomes(request_id, batches)
+            target = RequestState(summary.final_state)
+            detail = {"deleted": summary.deleted, "not_deleted": summary.not_deleted}
+        self.store.transition(request_id, target, actor="runner", kind=f"request.{target.value}", detail=detail,
                               expect=(RequestState.RUNNING.value,), finished_at=self.clock())
         self.post_summary(request_id, summary)
 
@@ -480,12 +531,8 @@ class Runner:
         request = self.store.get_request(request_id)
         if request is None or not request.is_terminal:
             return
-        if summary is None:
-            summary = summarise(self.store.request_tags(request_id), self.store.batches(request_id), None)
         self._announce_submitted(request_id)  # late rather than never, when Slack refused it at the time
-        approvers = self.store.approvals(request_id)
-        text = blocks.summary_text(request.requester_id, request_id, summary, approvers,
-                                   request.started_at, request.finished_at)
+        text = self._summary_text(request, summary)
         if self.notifier.post_once(request_id, SUMMARY_KEY, text):
             self.notifier.refresh_card(request_id, final=True)
         self._share_snapshot(request_id)
@@ -493,6 +540,19 @@ class Runner:
         # refusing (the bot removed from the channel, a revoked token) and releases its claim.
         if self.store.notices(request_id).get(SUMMARY_KEY) != "posted":
             self._schedule(f"summary:{request_id}", self.post_summary, RETRY_SECONDS, request_id)
+
+    def _summary_text(self, request: Request, summary: Summary | None) -> str:
+        approvers = self.store.approvals(request.id)
+        tags, batches = self.store.request_tags(request.id), self.store.batches(request.id)
+        if request.is_restore and request.restores_request is not None:
+            return restore_views.summary_text(request.requester_id, request.id, request.restores_request,
+                                              restore_plan.summarise(tags, batches), approvers,
+                                              request.started_at, request.finished_at)
+        summary = summary or summarise(tags, batches, None)
+        recorded = any(s.state == "complete" for s in self.store.snapshots(request.id))
+        footer = restore_views.undo_hint(request.id, self.retention_days) if recorded and summary.deleted else None
+        return blocks.summary_text(request.requester_id, request.id, summary, approvers,
+                                   request.started_at, request.finished_at, footer=footer)
 
     def _share_snapshot(self, request_id: int) -> None:
         """The snapshot as a CSV file in the thread, once, after the summary."""

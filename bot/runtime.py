@@ -31,6 +31,7 @@ from bot.notifier import Notifier
 from bot.reports import Reports
 from bot.runner import HOUSEKEEPING_EXECUTOR, POLL_EXECUTOR, Runner
 from bot.slack_outbox import SlackOutbox
+from bot.restores.intake import RestoreIntake
 from bot.snapshots import Snapshots
 from bot.store import Credentials, Store, utc_now
 
@@ -149,6 +150,7 @@ class Services:
     notifier: Notifier = field(init=False)
     decisions: Decisions = field(init=False)
     intake: Intake = field(init=False)
+    restore_intake: RestoreIntake = field(init=False)
     catalog: TagCatalog = field(init=False)
     runner: Runner = field(init=False)
     reports: Reports = field(init=False)
@@ -194,8 +196,10 @@ class Services:
         self.runner.fresh_tags = lambda: self.catalog.listing().account_tags
         self.intake = Intake(self.store, self.catalog, self.clock, self.settings.required_approvals,
                              self.settings.large_tag_contacts, self.settings.max_entries)
+        self.restore_intake = RestoreIntake(self.store, self.catalog, self.clock, self.settings.required_approvals)
         self.snapshots = Snapshots(self.store, lambda: self.cc, self.settings, self.clock)
         self.runner.snapshots = self.snapshots
+        self.snapshots.on_page = self.notifier.refresh_card
         self.intake.snapshot_plan = self.snapshots.plan
         self.notifier.snapshot_plan = self.snapshots.plan
         self._watch_quota()

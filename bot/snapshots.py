@@ -34,6 +34,9 @@ class Snapshots:
         self.max_contacts = settings.snapshot_max_contacts
         self.retention = timedelta(days=settings.snapshot_retention_days)
         self.clock = clock
+        # Called with the request id after each page recorded (the runtime refreshes the card, whose
+        # progress shows a snapshot being recorded as its own phase).
+        self.on_page: Callable[[int], None] = lambda request_id: None
 
     def plan(self, total_contacts: int) -> SnapshotPlan:
         return SnapshotPlan(self.enabled, total_contacts, self.max_contacts, self.retention.days)
@@ -59,6 +62,7 @@ class Snapshots:
             for page in self.cc().contacts_tagged(group):  # each contact's tag_ids: only the asked ones
                 rows = [(tag_id, c.contact_id, c.status) for c in page for tag_id in c.tag_ids]
                 self.store.add_snapshot_taggings(batch.request_id, batch.batch_no, rows)
+                self.on_page(batch.request_id)
         snapshot = self.store.complete_snapshot(batch.request_id, batch.batch_no)
         log.info("snapshot recorded", extra={"request_id": str(batch.request_id), "outcome": "snapshot"})
         return snapshot

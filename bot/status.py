@@ -42,6 +42,7 @@ class StatusFacts:
     not_deleted: int | None = None
     link: str | None = None
     held_until: datetime | None = None  # held for Constant Contact's daily quota until its reset
+    restores_request: int | None = None  # a restore of this request's snapshot; its outcomes say "restored"
 
 
 def eta_words(seconds: float | None) -> str:
@@ -56,10 +57,15 @@ def eta_words(seconds: float | None) -> str:
 def status_text(facts: StatusFacts) -> str:
     label = STATE_LABELS.get(facts.state, facts.state)
     where = f" (<{facts.link}|card>)" if facts.link else ""
-    head = f"*Request #{facts.request_id}*{where} by <@{facts.requester_id}>: *{label}*, {count(facts.tag_count, 'tag')}."
+    what = f" (restore of #{facts.restores_request})" if facts.restores_request is not None else ""
+    if facts.restores_request is not None and facts.state == "running":
+        label = "Restoring"
+    head = (f"*Request #{facts.request_id}*{what}{where} by <@{facts.requester_id}>: *{label}*, "
+            f"{count(facts.tag_count, 'tag')}.")
     approved = ("Approved by " + ", ".join(f"<@{a}>" for a in facts.approvers) + ".") if facts.approvers else ""
     if facts.state == "awaiting_approval":
-        return f"{head} Approvals {len(facts.approvers)} of {facts.required_approvals}. Nothing is deleted yet."
+        nothing = "Nothing is changed yet." if facts.restores_request is not None else "Nothing is deleted yet."
+        return f"{head} Approvals {len(facts.approvers)} of {facts.required_approvals}. {nothing}"
     if facts.state == "approved" and facts.held_until is not None:
         return f"{head} {hold_line(facts.held_until)} {approved}".strip()
     if facts.state in ("running", "approved"):
@@ -69,5 +75,6 @@ def status_text(facts: StatusFacts) -> str:
         return (f"{head}\n`{progress_bar(facts.percent)}` batches {facts.batches_done}/{facts.batch_count}{items}. "
                 f"ETA: {eta_words(facts.eta_seconds)}. {approved}").strip()
     if facts.deleted is not None:
-        return f"{head} {facts.deleted:,} deleted, {facts.not_deleted or 0:,} not deleted. {approved}".strip()
+        done = "restored" if facts.restores_request is not None else "deleted"
+        return f"{head} {facts.deleted:,} {done}, {facts.not_deleted or 0:,} not {done}. {approved}".strip()
     return f"{head} {approved}".strip()

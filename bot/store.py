@@ -29,6 +29,7 @@ from bot.lifecycle import (
 )
 
 Clock = Callable[[], datetime]
+RESTORE = "restore"  # requests.kind of a restore
 
 
 def utc_now() -> datetime:
@@ -201,6 +202,22 @@ def _snapshots(db: Database) -> None:
     db["snapshot_taggings"].create_index(["request_id", "batch_no"])
 
 
+@migrations(name="0006_restores")
+def _restores(db: Database) -> None:
+    # A request is a deletion (kind NULL) or a restore of an earlier request's snapshot.
+    db["requests"].add_column("kind", str)
+    db["requests"].add_column("restores_request", int)
+    # A restored tag: the tag its contacts were tagged with again, whether that tag already existed
+    # (its name was taken), and whether its creation was ever asked for (so a resume knows its own tag).
+    db["request_tags"].add_column("restored_tag_id", str)
+    db["request_tags"].add_column("restored_into", str)
+    db["request_tags"].add_column("tag_create_sent", int)
+    # A restore batch tags one tag's contacts `first_contact` .. +`contact_count` (by contact id).
+    db["batches"].add_column("tag_id", str)
+    db["batches"].add_column("first_contact", int)
+    db["batches"].add_column("contact_count", int)
+
+
 @dataclass(frozen=True)
 class Event:
     id: int
@@ -220,6 +237,9 @@ class TagRow:
     batch_no: int | None
     outcome: str | None
     outcome_detail: str | None
+    restored_tag_id: str | None = None
+    restored_into: str | None = None  # "new" or "existing"
+    tag_create_sent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +258,9 @@ class Batch:
     finished_at: datetime | None
     next_poll_at: datetime | None
     poll_count: int
+    tag_id: str | None = None  # restore batches: the old tag whose contacts it tags again
+    first_contact: int | None = None
+    contact_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -269,10 +292,16 @@ class Request:
     account_tag_count: int | None = None
     quota_estimate: dict[str, int] | None = None
     quota_held_until: datetime | None = None
+    kind: str | None = None  # None: a deletion; "restore": a restore of `restores_request`'s snapshot
+    restores_request: int | None = None
 
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_REQUEST_STATES
+
+    @property
+    def is_restore(self) -> bool:
+        return self.kind == RESTORE
 
 
 @dataclass(frozen=True)
@@ -458,6 +487,7 @@ class Store:
         expires_at: datetime | None = None,
         rule: str | None = None,
         account_tag_count: int | None = None,
+        restores_request: int | None = None,
     ) -> int:
         """A draft request with its resolved tags, recorded as they were at preview."""
         now = self._now()
@@ -472,6 +502,7 @@ class Store:
                     "total_contacts": sum(t.contacts_count or 0 for t in tags),
                     "unresolved": json.dumps(unresolved or {}, sort_keys=True),
                     "rule": rule, "account_tag_count": account_tag_count,
+                    "kind": RESTORE if restores_request is not None else None, "restores_request": restores_request,
                 }
             )
             request_id = int(table.last_pk)
@@ -485,7 +516,8 @@ class Store:
             self._add_event(
                 db, request_id, requester_id, "request.created",
                 {"source": source, "tags": len(tags), "unresolved": unresolved or {},
-                 **({"rule": rule} if rule else {})},
+                 **({"rule": rule} if rule else {}),
+                 **({"restores_request": restores_request} if restores_request is not None else {})},
             )
         return request_id
 
@@ -783,6 +815,18 @@ class Store:
             rows = self.db["snapshots"].rows_where("request_id = ?", [request_id], order_by="batch_no")
             return [_row_to(Snapshot, r) for r in rows]
 
+    def recording_snapshot(self, request_id: int) -> tuple[int, int, int] | None:
+        """A snapshot being recorded: (batch number, taggings recorded so far, contacts its tags carried
+        at approval); None when none is."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT p.batch_no, (SELECT COUNT(*) FROM snapshot_taggings s WHERE s.request_id = p.request_id "
+                "AND s.batch_no = p.batch_no), (SELECT COALESCE(SUM(contacts_count), 0) FROM request_tags t "
+                "WHERE t.request_id = p.request_id AND t.batch_no = p.batch_no) FROM snapshots p "
+                "WHERE p.request_id = ? AND p.state = 'recording' ORDER BY p.batch_no LIMIT 1", [request_id],
+            ).fetchone()
+        return (int(row[0]), int(row[1]), int(row[2])) if row else None
+
     def discard_snapshots(self, request_id: int, batch_nos: Iterable[int]) -> None:
         """Snapshots of batches not sent yet, after their tags changed: recorded again before their POST."""
         with self._unit() as db:
@@ -803,9 +847,12 @@ class Store:
     def purge_snapshots(self, completed_before: datetime) -> list[int]:
         """Drop the taggings of snapshots completed before the cutoff; each purge is audited."""
         with self._unit() as db:
+            # A snapshot that a restore under way still reads is kept until that restore ends.
             old = db.execute(
-                "SELECT DISTINCT request_id FROM snapshots WHERE state = 'complete' AND completed_at < ?",
-                [to_text(completed_before)],
+                "SELECT DISTINCT request_id FROM snapshots WHERE state = 'complete' AND completed_at < ? "
+                "AND request_id NOT IN (SELECT restores_request FROM requests WHERE kind = ? AND state IN "
+                "('draft', 'awaiting_approval', 'approved', 'running'))",
+                [to_text(completed_before), RESTORE],
             ).fetchall()
             purged = [row[0] for row in old]
             for request_id in purged:
@@ -813,6 +860,65 @@ class Store:
                 db.execute("UPDATE snapshots SET state = 'purged' WHERE request_id = ?", [request_id])
                 self._add_event(db, request_id, "system", "snapshot.purged", {"completed_before": to_text(completed_before)})
         return purged
+
+    # --- restores (undo) ---------------------------------------------------------------
+
+    def snapshot_counts(self, request_id: int) -> dict[str, tuple[int, int]]:
+        """Per tag of a request's complete snapshots: (contacts recorded, of them deleted at the time)."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT s.tag_id, COUNT(*), SUM(s.contact_status = 'deleted') FROM snapshot_taggings s "
+                "JOIN snapshots p ON p.request_id = s.request_id AND p.batch_no = s.batch_no "
+                "WHERE s.request_id = ? AND p.state = 'complete' GROUP BY s.tag_id", [request_id],
+            ).fetchall()
+        return {tag_id: (int(n), int(deleted or 0)) for tag_id, n, deleted in rows}
+
+    def snapshot_contacts(self, request_id: int, tag_id: str, first: int, count: int) -> list[str]:
+        """Contact ids recorded for one tag, by contact id, from position `first`."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT contact_id FROM snapshot_taggings WHERE request_id = ? AND tag_id = ? "
+                "ORDER BY contact_id LIMIT ? OFFSET ?", [request_id, tag_id, count, first],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def create_restore_batches(self, request_id: int, chunks: Sequence[tuple[str, int, int]]) -> None:
+        """Lay out a restore's batches once: (old tag id, first contact, contact count) each."""
+        with self._unit() as db:
+            if db.execute("SELECT COUNT(*) FROM batches WHERE request_id = ?", [request_id]).fetchone()[0]:
+                return
+            now = self._now()
+            db.conn.executemany(
+                "INSERT INTO batches (request_id, batch_no, state, tag_count, tag_id, first_contact, contact_count, "
+                "poll_count, percent_done, updated_at) VALUES (?, ?, 'pending', 1, ?, ?, ?, 0, 0, ?)",
+                [(request_id, n, tag_id, first, count, now) for n, (tag_id, first, count) in enumerate(chunks)],
+            )
+            db.execute(
+                "UPDATE request_tags SET batch_no = (SELECT MIN(b.batch_no) FROM batches b WHERE b.request_id = "
+                "request_tags.request_id AND b.tag_id = request_tags.tag_id) WHERE request_id = ?", [request_id],
+            )
+
+    def request_tag(self, request_id: int, tag_id: str) -> TagRow | None:
+        with self._lock:
+            rows = list(self.db["request_tags"].rows_where("request_id = ? AND tag_id = ?", [request_id, tag_id]))
+        return _row_to(TagRow, rows[0]) if rows else None
+
+    def mark_tag_create_sent(self, request_id: int, tag_id: str) -> None:
+        """Recorded before a restore asks Constant Contact to create a tag: after a crash, a 409 for
+        that name is then known to be (most likely) the tag it made."""
+        with self._unit() as db:
+            db.execute("UPDATE request_tags SET tag_create_sent = 1 WHERE request_id = ? AND tag_id = ?",
+                       [request_id, tag_id])
+
+    def set_restored_tag(self, request_id: int, old_tag_id: str, new_tag_id: str, into: str) -> None:
+        """Which tag an old tag's contacts are tagged with again ("new" or "existing"); audited."""
+        with self._unit() as db:
+            db.execute(
+                "UPDATE request_tags SET restored_tag_id = ?, restored_into = ? WHERE request_id = ? AND tag_id = ?",
+                [new_tag_id, into, request_id, old_tag_id],
+            )
+            self._add_event(db, request_id, "runner", "restore.tag_ready",
+                            {"old_tag_id": old_tag_id, "tag_id": new_tag_id, "into": into})
 
     # --- Slack event de-duplication and posted notices ------------------------------
 

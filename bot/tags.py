@@ -6,7 +6,8 @@ Command text (`parse_command`), after decoding Slack's `&amp;` `&lt;` `&gt;`:
 
 1. Empty text (or only invisible characters) -> kind "modal".
 2. The first word, case-insensitive, is a subcommand -> that subcommand; the rest of the text is its
-   argument: `help` (also `-h`, `--help`, `?`), `status [request-id]`, `list`, `cancel <request-id>`.
+   argument: `help` (also `-h`, `--help`, `?`), `status [request-id]`, `list`, `cancel <request-id>`,
+   `restore <request-id> [names/ids] [reason: …]`.
    A tag named like a subcommand is given in quotes (`"list"`).
 3. Otherwise the text is a request when it holds at least one tag id, one quoted name, one token that
    looks like a mistyped id, or a reason. Unquoted words that are not ids are then junk, with the hint
@@ -66,7 +67,7 @@ JUNK_EXAMPLES = 20
 HOPELESS_LINES = 1_000
 HOPELESS_MIN_JUNK = 100
 
-CommandKind = Literal["help", "status", "list", "cancel", "modal", "request", "rule", "unknown"]
+CommandKind = Literal["help", "status", "list", "cancel", "restore", "modal", "request", "rule", "unknown"]
 
 _SUBCOMMANDS: dict[str, CommandKind] = {
     "help": "help",
@@ -76,6 +77,7 @@ _SUBCOMMANDS: dict[str, CommandKind] = {
     "status": "status",
     "list": "list",
     "cancel": "cancel",
+    "restore": "restore",
 }
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
 _ENTITY_RE = re.compile(r"&(amp|lt|gt);")
@@ -237,7 +239,7 @@ def usage(max_entries: int = MAX_ENTRIES, max_file_bytes: int = MAX_FILE_BYTES, 
     """The `/deletetags help` text (Slack mrkdwn) for the given limits."""
     return f"""*Delete Constant Contact tags.* Nothing is deleted until you have checked a preview \
 and an approver has approved the request. A deleted tag is removed from every contact, and Constant Contact \
-cannot undo that: before deleting, I record which contacts carried each tag (a snapshot).
+cannot undo that, so I first record which contacts carried each tag (a snapshot) for `restore`.
 
 *Tag ids and names in the command*
 `/deletetags 0b9c1e2a-5f3d-4c1b-9a7e-1234567890ab "Spring Promo 2024" reason: cleanup after campaign`
@@ -266,13 +268,14 @@ Upload the file itself: I do not follow links to files stored outside Slack.
 • `/deletetags status [request-id]`: where your requests stand
 • `/deletetags list`: recent requests, with links to their cards
 • `/deletetags cancel &lt;request-id&gt;`: cancel a request that has not started
+• `/deletetags restore &lt;request-id&gt; ["name" …]`: undo a deletion: its tags (or those named) \
+come back from the snapshot, on the same contacts, once approved
 • `/deletetags help`: this message
 
 *Limits:* {max_entries:,} tags per request, files up to {_size(max_file_bytes, round_up=False)}; \
 tags are deleted in batches of {BATCH_SIZE}.
-*Safety:* first you see a preview (names, ids, contacts per tag, what was not found); after you \
-confirm, an approver must approve. Nobody approves their own request. Approvers see the largest tags \
-first and can open the whole list; if a tag is renamed or gains many contacts after the approval, \
+*Safety:* first you see a preview; after you confirm, an approver must approve (never their \
+own request), seeing the largest tags first. If a tag is renamed or gains many contacts after the approval, \
 nothing more is deleted until they approve again."""
 
 

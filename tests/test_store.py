@@ -10,7 +10,7 @@ from bot.lifecycle import BatchState, RequestState
 from bot.sandbox.world import ShiftableClock
 from bot.store import Credentials, NewTag, Store
 
-MIGRATIONS = ["0001_initial", "0002_changes_since_approval", "0003_quota_ledger", "0004_request_rule", "0005_snapshots"]
+MIGRATIONS = ["0001_initial", "0002_changes_since_approval", "0003_quota_ledger", "0004_request_rule", "0005_snapshots", "0006_restores"]
 
 TAGS = [NewTag("0b9c5d8e-2a9f-4d38-9c51-7f1f1b3e0a01", "Spring Promo", 120),
         NewTag("1c8d6e9f-3b0a-4e49-8d62-8a2a2c4f1b12", "Old List", 7, "name")]

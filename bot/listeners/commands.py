@@ -15,6 +15,7 @@ from bot import blocks, rules, tags
 from bot.intake import Prepared
 from bot.listeners.errors import after_ack
 from bot.listeners.replies import explain_cc_error
+from bot.listeners.restore import on_restore
 from bot.mrkdwn import outside_text
 from bot.request_numbers import not_a_request_number, typed_request_number
 from bot.runtime import Services
@@ -141,6 +142,7 @@ HANDLERS: dict[str, Handler] = {
     "cancel": on_cancel,
     "status": on_status,
     "list": on_list,
+    "restore": on_restore,
 }
 
 

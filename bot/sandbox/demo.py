@@ -87,6 +87,20 @@ def _request_by_csv(world: World, tags: dict[str, str], echo: Echo) -> int:
     return int(card.text.split("#", 1)[1].split(" ", 1)[0])
 
 
+def _restore(world: World, deleted: int, echo: Echo) -> int:
+    p = world.people
+    echo(f"9. Rita learns that \"Imported by mistake\" was still in use, and undoes request #{deleted}: "
+         "the tags come back from its snapshot.")
+    world.driver.slash_command(p.requester, world.channel, f'restore {deleted} "Imported by mistake" '
+                               "reason: still used by the onboarding journey")
+    preview = _latest(world, lambda e: "Preview of restore" in e.text, "the restore preview")
+    world.driver.click(p.requester, preview, "Request approval")
+    card = _latest(world, lambda m: "Restore request #" in m.text, "the restore card")
+    echo("10. Bea approves the restore (four eyes, as for a deletion).")
+    world.driver.click(p.second_approver, card, "Approve")
+    return int(card.text.split("Restore request #", 1)[1].split(" ", 1)[0])
+
+
 def _wait_finished(world: World, request_id: int) -> str:
     terminal = ("completed", "completed_with_errors", "failed")
     world.driver.wait_for(lambda: world.store.get_request(request_id).state in terminal
@@ -107,15 +121,20 @@ def run_demo(echo: Echo = print, directory: Path | None = None,
         first = _request_by_text(world, tags, echo)
         second = _request_by_csv(world, tags, echo)
         states = [_wait_finished(world, first), _wait_finished(world, second)]
+        echo("8. Both finish; each thread ends with one summary that mentions Rita and how to undo it.")
+        restore = _restore(world, first, echo)
+        states.append(_wait_finished(world, restore))
         world.flush_slack()  # the cards' last edits
-        echo("8. Both finish; each thread ends with one summary that mentions Rita.\n")
+        echo("11. The tag is back under its name, on the same 57 contacts.\n")
         echo(render_transcript(world.slack, world.channel))
         echo("")
         echo(render_transcript(world.slack, world.slack.open_dm(world.people.requester)))
-        echo(f"\nRequests: #{first} {states[0]}, #{second} {states[1]}. "
+        echo(f"\nRequests: #{first} {states[0]}, #{second} {states[1]}, restore #{restore} {states[2]}. "
              f"Audit events recorded: {len(world.store.events())}.")
         if any(s != "completed" for s in states):
-            raise DemoFailed(f"expected both requests to complete, got {states}")
+            raise DemoFailed(f"expected every request to complete, got {states}")
+        if [t["contacts_count"] for t in world.cc.tags() if t["name"] == "Imported by mistake"] != [57]:
+            raise DemoFailed("expected the restored tag on its 57 contacts")
         if before_stop is not None:
             before_stop(world)
         return 0

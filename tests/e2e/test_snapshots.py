@@ -109,3 +109,18 @@ def test_a_snapshot_that_cannot_be_recorded_stops_its_batch_before_the_delete_po
     summary = world.driver.wait_for(lambda: next((m.text for m in thread(world, card) if "is finished" in m.text), None),
                                     what="the summary")
     assert "*0 of 3 tags deleted*" in summary and "no snapshot could be recorded" in summary
+
+
+def test_the_card_shows_a_long_snapshot_as_its_own_phase(world: World) -> None:
+    (tag,) = add_tags(world, ("Big list", 0))
+    world.cc.add_contacts(tag, 3_000)
+    request_id, card = request_to_card(world, f"{tag} reason: spring clean-up")
+    world.cc.faults.latency_seconds = 0.5  # six slow pages of 500 contacts
+    world.driver.click(world.people.approver, card, "Approve")
+    phase = world.driver.wait_for(
+        lambda: next((t for t in [str(refreshed(world, card).blocks)] if "recording the snapshot" in t), None),
+        what="the snapshot phase on the card", timeout=15)
+    assert "of ~3,000 taggings" in phase
+    world.cc.faults.latency_seconds = 0
+    assert finished(world, request_id) == "completed"
+    assert "recording the snapshot" not in str(refreshed(world, card).blocks)

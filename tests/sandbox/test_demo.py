@@ -22,10 +22,13 @@ def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
     output = "\n".join(lines)
     for step in ("/deletetags", "Request approval", "@otto clicked [ Approve ]", "Only the configured approvers",
                  "@alex clicked [ Approve ]", "@bea: status?", "ETA", "old-tags.csv",
-                 "request #1 is finished", "request #2 is finished", "#1 completed, #2 completed"):
+                 "request #1 is finished", "request #2 is finished", "/deletetags restore 1",
+                 "restore #3 (undoing request #1) is finished: *1 of 1 tags restored*, 57 contacts tagged again",
+                 "#1 completed, #2 completed, restore #3 completed"):
         assert step in output, step
-    assert output.count("is finished:") == 2
+    assert output.count("is finished:") == 3
     assert output.count("Finished: every tag was deleted.") == 2  # both cards show the end
+    assert output.count("Finished: every tag was restored.") == 1
 
 
 def test_console_acts_as_different_people() -> None:

@@ -1,0 +1,51 @@
+"""The Constant Contact calls of a restore batch: the tag made once, then its contacts tagged again.
+
+A restore batch tags up to 500 contacts of one old tag. Before its POST the tag to tag them with
+must exist: it is created under the old name once, and a name that is taken (409) means that tag is
+used. A crash between the creation and its record is harmless for the same reason: the resumed
+batch asks again, gets 409, and finds the tag it made. Tagging a contact that already carries the
+tag changes nothing, so a batch whose POST may have landed is simply sent again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bot.constant_contact import Activity
+from bot.store import Batch, Request, Store
+
+
+class RestoreWork:
+    def __init__(self, store: Store, cc: Callable[[], Any]) -> None:
+        self.store = store
+        self.cc = cc
+
+    def target_tag(self, request: Request, batch: Batch) -> str:
+        """The id of the tag this batch's contacts are tagged with, made on first need."""
+        assert batch.tag_id is not None
+        row = self.store.request_tag(request.id, batch.tag_id)
+        assert row is not None
+        if row.restored_tag_id:
+            return row.restored_tag_id
+        asked_before = bool(row.tag_create_sent)
+        self.store.mark_tag_create_sent(request.id, row.tag_id)
+        tag, created = self.cc().create_tag(row.name)
+        taken_at_preview = row.tag_id in (request.unresolved.get("into_existing") or {})
+        # A 409 after our own earlier attempt (a crash, or a lost answer) is the tag we made.
+        into = "new" if created or (asked_before and not taken_at_preview) else "existing"
+        tag_id = tag.tag_id.strip().lower()
+        self.store.set_restored_tag(request.id, row.tag_id, tag_id, into)
+        return tag_id
+
+    def contact_ids(self, request: Request, batch: Batch) -> list[str]:
+        assert request.restores_request is not None and batch.tag_id is not None
+        return self.store.snapshot_contacts(request.restores_request, batch.tag_id, batch.first_contact or 0,
+                                            batch.contact_count or 0)
+
+    def post(self, request: Request, batch: Batch) -> Activity:
+        """Queue the tagging of this batch's contacts (its tag was made by `target_tag`)."""
+        assert batch.tag_id is not None
+        row = self.store.request_tag(request.id, batch.tag_id)
+        assert row is not None and row.restored_tag_id is not None
+        return self.cc().create_taggings_add([row.restored_tag_id], self.contact_ids(request, batch))
