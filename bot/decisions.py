@@ -13,7 +13,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -77,6 +77,9 @@ class Decisions:
         self.clock = clock
         self.on_approved = on_approved
         self.on_closed = on_closed  # rejected, cancelled or expired: the runner settles what had started
+        # Why a draft may not go to the approvers now, beyond the lifecycle's rules (set by the runtime:
+        # a second restore of the same deletion waits for the first).
+        self.confirm_refusal: Callable[[Request], str | None] = lambda request: None
         # A request's lock lives while someone holds or waits for it, so the map stays as small as
         # the number of requests being decided at this moment.
         self._locks: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
@@ -116,6 +119,16 @@ class Decisions:
         decision = lifecycle.may_confirm(user_id, self._facts(request), self.clock())
         if not decision.allowed:
             return self._refuse(request_id, user_id, "confirm", decision)
+        # Restores of one deletion are confirmed one at a time, so that the second sees the first.
+        source = request.restores_request if request.is_restore else None
+        with self.lock_for(-source) if source is not None else nullcontext():
+            busy = self.confirm_refusal(request)
+            if busy:
+                return self._refuse(request_id, user_id, "confirm", Decision.refuse("restore_in_flight", busy))
+            return self._confirmed(request, user_id, reason)
+
+    def _confirmed(self, request: Request, user_id: str, reason: str | None) -> Outcome:
+        request_id = request.id
         reason = (reason or request.reason or "").strip()
         if not reason:
             return NEEDS_REASON

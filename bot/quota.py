@@ -31,6 +31,8 @@ class Estimate:
     deletes: int  # one POST per batch of up to 500 tags
     polls: int  # status polls until every activity ends (expected, not guaranteed)
     snapshot_pages: int = 0  # GET /contacts pages of the snapshot taken before deleting (bot/snapshots.py)
+    # A restore (bot/restores): `checks` are then the tags it creates, `deletes` its tagging activities.
+    restore: bool = False
 
     @property
     def total(self) -> int:
@@ -38,14 +40,14 @@ class Estimate:
 
     def as_record(self) -> dict[str, int]:
         return {"checks": self.checks, "deletes": self.deletes, "polls": self.polls,
-                "snapshot_pages": self.snapshot_pages}
+                "snapshot_pages": self.snapshot_pages, **({"restore": 1} if self.restore else {})}
 
     @classmethod
     def from_record(cls, record: dict[str, int] | None) -> Estimate | None:
         if not record:
             return None
         return cls(int(record.get("checks", 0)), int(record.get("deletes", 0)), int(record.get("polls", 0)),
-                   int(record.get("snapshot_pages", 0)))
+                   int(record.get("snapshot_pages", 0)), bool(record.get("restore", 0)))
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,13 @@ def estimate(contact_counts: Sequence[int | None], account_tags: int, poll_min: 
     )
 
 
+def restore_estimate(activity_contacts: Sequence[int], tags: int, poll_min: float, poll_max: float) -> Estimate:
+    """A restore: one POST /contact_tags per tag, one tagging activity per entry of `activity_contacts`
+    (its contacts), each polled like a delete."""
+    return Estimate(checks=tags, deletes=len(activity_contacts),
+                    polls=sum(expected_polls(c, poll_min, poll_max) for c in activity_contacts), restore=True)
+
+
 SNAPSHOT_PAGE_CONTACTS = 500  # GET /contacts answers up to 500 contacts a page
 SNAPSHOT_TAGS_PER_LISTING = 50  # and filters on up to 50 tags a listing
 
@@ -142,6 +151,10 @@ def until_reset(now: datetime) -> str:
 
 
 def estimate_line(estimate: Estimate) -> str:
+    if estimate.restore:
+        return (f"About {estimate.total:,} Constant Contact calls: {estimate.checks:,} to create the tags, "
+                f"{estimate.deletes:,} tagging {'request' if estimate.deletes == 1 else 'requests'}, "
+                f"~{estimate.polls:,} status polls.")
     return (f"About {estimate.total:,} Constant Contact calls: {estimate.checks:,} to re-read the tags before "
             f"deleting, {estimate.deletes:,} delete {'request' if estimate.deletes == 1 else 'requests'}, "
             f"~{estimate.polls:,} status polls, {estimate.snapshot_pages:,} snapshot pages.")
@@ -155,14 +168,13 @@ def budget_line(day: QuotaDay, now: datetime) -> str:
 
 def refusal_text(estimate: Estimate, day: QuotaDay, now: datetime) -> str:
     """Why a preview is refused: the request cannot finish within today's quota."""
-    need = f"This request needs about {estimate.total:,} Constant Contact calls"
+    need = f"This {'restore' if estimate.restore else 'request'} needs about {estimate.total:,} Constant Contact calls"
+    nothing = "Nothing was recorded or changed." if estimate.restore else "Nothing was recorded or deleted."
     if not day.could_ever_admit(estimate):
         return (f":no_entry: {need}, more than one day's quota allows ({day.limit:,} a day, "
-                f"{day.reserve:,} of them kept for running deletions). Split it into smaller requests. "
-                "Nothing was recorded or deleted.")
+                f"{day.reserve:,} of them kept for running deletions). Split it into smaller requests. {nothing}")
     return (f":no_entry: {need}, but only {day.left_for_new:,} are left for new requests today "
-            f"({budget_line(day, now)}). Try again after the reset, or ask for fewer tags. "
-            "Nothing was recorded or deleted.")
+            f"({budget_line(day, now)}). Try again after the reset, or ask for fewer tags. {nothing}")
 
 
 def hold_text(request_id: int, estimate: Estimate, day: QuotaDay, now: datetime) -> str:

@@ -51,6 +51,7 @@ LOOKUPS_PER_TAG_UP_TO = quota.LOOKUPS_PER_TAG_UP_TO
 RECHECK_AFTER_SNAPSHOT_SECONDS = 5.0
 QUOTA_RESET_SLACK_SECONDS = 5  # after 00:00 UTC, so that Constant Contact's own day has turned too
 WATCHDOG_SECONDS = 60
+SHOWN_ACTIVITY_IDS = 10  # in the "Submitted" note; a restore may have hundreds
 POLL_EXECUTOR = "polls"  # the scheduler executor whose workers run status polls only
 HOUSEKEEPING_EXECUTOR = "housekeeping"  # periodic sweeps, never queued behind submissions
 
@@ -142,7 +143,7 @@ class Runner:
     def _held_for_quota(self, request: Request) -> bool:
         """A request that has sent nothing yet and cannot finish within what is left of today's
         quota waits for the reset, so that it never stops half-way at midnight."""
-        if self.quota_check is None or request.state != RequestState.APPROVED or request.is_restore:
+        if self.quota_check is None or request.state != RequestState.APPROVED:
             return False
         if any(b.state != BatchState.PENDING for b in self.store.batches(request.id)):
             return False  # approved again after a change: part of it is already under way
@@ -189,20 +190,30 @@ class Runner:
 
     def _submit_restore_batch(self, request: Request, batch: Batch) -> None:
         """The batch's tag made (once), then its contacts tagged again."""
-        read, _ = self._read_before_post(batch, lambda: self.restores.target_tag(request, batch),
-                                         "the tag could not be recreated: ")
+        try:
+            read, _ = self._read_before_post(batch, lambda: self.restores.target_tag(request, batch),
+                                             "the tag could not be recreated: ")
+        except ValueError as error:  # a name Constant Contact would refuse
+            self._batch_failed(batch, BatchState.PENDING, f"the tag could not be recreated: {error}")
+            return
         if not read or not self.store.transition_batch(
             batch.id, [BatchState.PENDING], BatchState.SUBMITTING, kind="batch.submitting", submitted_at=self.clock()
         ):
             return
-        if not batch.contact_count:  # a tag on no contact: recreating it was all there was to do
-            self.store.transition_batch(batch.id, [BatchState.SUBMITTING], BatchState.COMPLETED, kind="batch.completed",
-                                        percent_done=100, finished_at=self.clock())
-            self.finish_if_done(batch.request_id)
+        self._post_restore_batch(batch)
+
+    def _post_restore_batch(self, batch: Batch, reconciled: bool = False) -> None:
+        if batch.contact_count:
+            self._post_batch(batch, [], expect=BatchState.SUBMITTING, reconciled=reconciled)
             return
-        self._post_batch(batch, [], expect=BatchState.SUBMITTING)
+        # A tag on no contact: recreating it was all there was to do.
+        self.store.transition_batch(batch.id, [BatchState.SUBMITTING], BatchState.COMPLETED, kind="batch.completed",
+                                    percent_done=100, finished_at=self.clock())
+        self.finish_if_done(batch.request_id)
 
     def _send(self, batch: Batch, tag_ids: list[str]) -> Activity:
+        """The batch's POST: its tags deleted, or (a restore's batch, whose contacts and tag are its
+        own, so `tag_ids` is unused) its contacts tagged again."""
         request = self.store.get_request(batch.request_id)
         if request is not None and request.is_restore:
             return self.restores.post(request, batch)
@@ -219,7 +230,7 @@ class Runner:
         except (TooManyQueuedActivities, QuotaExceeded) as error:
             self._postpone(batch, expect, error)
             return
-        except ConstantContactError as error:
+        except (ConstantContactError, ValueError) as error:  # ValueError: refused before it was sent
             self._batch_failed(batch, expect, str(error))
             return
         self.store.transition_batch(
@@ -347,7 +358,9 @@ class Runner:
         submitted = [b for b in batches if b.activity_id]
         if not submitted:
             return  # nothing reached Constant Contact; the summary says why
-        ids = ", ".join(f"`{outside_text(b.activity_id)}`" for b in submitted)
+        ids = ", ".join(f"`{outside_text(b.activity_id)}`" for b in submitted[:SHOWN_ACTIVITY_IDS])
+        if len(submitted) > SHOWN_ACTIVITY_IDS:
+            ids += f" and {len(submitted) - SHOWN_ACTIVITY_IDS:,} more (`deletetags-bot audit --request {request_id}`)"
         if self.notifier.post_once(request_id, "submitted",
                                    f":rocket: Submitted to Constant Contact: {len(submitted)} "
                                    f"activit{'y' if len(submitted) == 1 else 'ies'} ({ids})."):
@@ -364,7 +377,7 @@ class Runner:
         if request is not None and request.is_restore:
             # Tagging contacts that already carry the tag changes nothing: send it again.
             self.store.add_event(batch.request_id, "runner", "batch.reconciling", {"batch": batch_id, "resent": True})
-            self._post_batch(batch, [], expect=BatchState.SUBMITTING, reconciled=True)
+            self._post_restore_batch(batch, reconciled=True)
             return
         tag_ids = self.store.batch_tag_ids(batch.request_id, batch.batch_no)
         try:
@@ -490,20 +503,22 @@ class Runner:
 
     def finish_if_done(self, request_id: int) -> None:
         batches = self.store.batches(request_id)
-        if len(batches) > 1:
+        request = self.store.get_request(request_id)
+        # A deletion has a few batches of 500 tags; a restore may have hundreds of 500 contacts,
+        # and its card's progress bar counts them instead.
+        if len(batches) > 1 and request is not None and not request.is_restore:
             for b in batches:
                 if b.state in TERMINAL_BATCH_STATES:
                     self.notifier.post_once(request_id, f"batch:{b.batch_no}:done",
                                             f"Batch {b.batch_no + 1} of {len(batches)} finished (`{b.state}`).")
         if not batches or any(b.state not in TERMINAL_BATCH_STATES for b in batches):
             return
-        request = self.store.get_request(request_id)
         if request is not None and request.is_restore:
             restored = restore_plan.summarise(self.store.request_tags(request_id), batches)
             self.store.set_tag_outcomes(request_id, restored.outcomes)
             target = RequestState(restored.final_state)
             detail = {"restored": restored.restored, "not_restored": restored.not_restored,
-                      "tagged": restored.tagged, "deleted_since": restored.deleted_since}
+                      "tagged": restored.tagged, "deleted": restored.deleted}
             summary = None
         else:
             summary = self._verify_outcomes(request_id, batches)
@@ -547,7 +562,8 @@ class Runner:
         if request.is_restore and request.restores_request is not None:
             return restore_views.summary_text(request.requester_id, request.id, request.restores_request,
                                               restore_plan.summarise(tags, batches), approvers,
-                                              request.started_at, request.finished_at)
+                                              request.started_at, request.finished_at,
+                                              int(request.unresolved.get("deleted_then") or 0))
         summary = summary or summarise(tags, batches, None)
         recorded = any(s.state == "complete" for s in self.store.snapshots(request.id))
         footer = restore_views.undo_hint(request.id, self.retention_days) if recorded and summary.deleted else None

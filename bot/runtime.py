@@ -197,6 +197,7 @@ class Services:
         self.intake = Intake(self.store, self.catalog, self.clock, self.settings.required_approvals,
                              self.settings.large_tag_contacts, self.settings.max_entries)
         self.restore_intake = RestoreIntake(self.store, self.catalog, self.clock, self.settings.required_approvals)
+        self.decisions.confirm_refusal = self.restore_intake.confirm_refusal
         self.snapshots = Snapshots(self.store, lambda: self.cc, self.settings, self.clock)
         self.runner.snapshots = self.snapshots
         self.snapshots.on_page = self.notifier.refresh_card
@@ -207,6 +208,7 @@ class Services:
     def _watch_quota(self) -> None:
         check = QuotaCheck(self.ledger, self.settings.poll_min_seconds, self.settings.poll_max_seconds)
         self.intake.quota_check = check
+        self.restore_intake.quota_check = check
         self.runner.quota_check = check
         self.reports.quota_today = lambda: budget_line(self.ledger.today(), self.clock())
         self.metrics.watch(Gauges(

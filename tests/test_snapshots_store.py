@@ -12,6 +12,7 @@ import pytest
 
 from bot.sandbox.world import ShiftableClock
 from bot.snapshot_report import SnapshotPlan, milestone_text, snapshot_csv, snapshot_table
+from bot.lifecycle import RequestState
 from bot.store import NewTag, Store
 
 T1, T2 = "0b9c1e2a-5f3d-4c1b-9a7e-1234567890ab", "11111111-2222-3333-4444-555555555555"
@@ -86,3 +87,21 @@ def test_the_plan_says_why_there_is_no_snapshot() -> None:
     assert "turned off" in SnapshotPlan(False, 3, 500_000, 90).line()
     assert milestone_text(0, 1, 3, 373, 380) == (
         ":camera_with_flash: snapshot recorded before deleting: 3 tags, 373 contacts (380 taggings).")
+
+
+def test_a_snapshot_a_restore_is_reading_is_kept_until_that_restore_ends(store: Store) -> None:
+    request_id = request_with_tags(store)
+    store.start_snapshot(request_id, 0)
+    store.add_snapshot_taggings(request_id, 0, [(T1, f"c{i:03}", "active") for i in range(7)])
+    store.complete_snapshot(request_id, 0)
+    restore_id = store.create_request(requester_id="U1", team_id="T1", origin_channel="C1", source="restore",
+                                      reason="undo", required_approvals=1, tags=[NewTag(T1, "Spring", 7, "snapshot")],
+                                      restores_request=request_id)
+    store.create_restore_batches(restore_id, [(T1, 0, 5), (T1, 5, 2)])
+    assert [(b.tag_id, b.first_contact, b.contact_count) for b in store.batches(restore_id)] == [(T1, 0, 5), (T1, 5, 2)]
+    assert store.snapshot_contacts(request_id, T1, 5, 2) == ["c005", "c006"]
+    assert store.snapshot_counts(request_id) == {T1: (7, 0)}
+    store.clock.advance(days=91)
+    assert store.purge_snapshots(store.clock() - timedelta(days=90)) == []  # the restore is a draft
+    store.transition(restore_id, RequestState.CANCELLED, actor="U1", kind="request.cancelled")
+    assert store.purge_snapshots(store.clock() - timedelta(days=90)) == [request_id]

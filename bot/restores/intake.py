@@ -6,8 +6,10 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from bot import quota
 from bot.intake import PREVIEW_TTL, TagCatalog
 from bot.lifecycle import RequestState
+from bot.quota_ledger import QuotaCheck
 from bot.restores import plan, views
 from bot.store import NewTag, Request, Store
 
@@ -23,6 +25,7 @@ class RestoreIntake:
         self.catalog = catalog
         self.clock = clock
         self.required_approvals = required_approvals
+        self.quota_check: QuotaCheck | None = None  # set by the runtime; None: no quota estimate
 
     def refusal(self, request_id: int) -> str | None:
         """Why request #N cannot be restored (before Constant Contact is asked anything), or None."""
@@ -49,9 +52,16 @@ class RestoreIntake:
         return (f"Request #{source.id} was deleted without a snapshot (snapshots were off, or its tags carried "
                 "more than `SNAPSHOT_MAX_CONTACTS` contacts), so it cannot be restored.")
 
-    def _busy(self, request_id: int) -> str | None:
+    def confirm_refusal(self, request: Request) -> str | None:
+        """Why this draft restore may not go to the approvers now (another restore of the same request
+        is on its way), or None; asked again when the requester confirms."""
+        if not request.is_restore or request.restores_request is None:
+            return None
+        return self._busy(request.restores_request, besides=request.id)
+
+    def _busy(self, request_id: int, besides: int | None = None) -> str | None:
         for other in self.store.requests(states=IN_FLIGHT, limit=10_000):
-            if other.restores_request == request_id:
+            if other.restores_request == request_id and other.id != besides:
                 return (f"Restore #{other.id} of request #{request_id} is already "
                         f"{other.state.replace('_', ' ')}: see `/deletetags status {other.id}`.")
         return None
@@ -80,13 +90,24 @@ class RestoreIntake:
                              snapshotted, listing.account_tags, ids, names, self._restored_before(restores_request))
         if not choice.tags:
             return views.nothing_to_restore(restores_request, choice)
+        estimate = None
+        if self.quota_check is not None:
+            estimate = self.quota_check.restore_estimate(
+                [count for _, _, count in plan.chunks((t.old_tag_id, t.contacts) for t in choice.tags)], len(choice.tags))
+            refusal = self.quota_check.refusal(estimate)
+            if refusal:
+                return refusal
         request_id = self.store.create_request(
             requester_id=user_id, team_id=team_id, origin_channel=channel_id, source="restore", reason=reason,
             required_approvals=self.required_approvals,
             tags=[NewTag(t.old_tag_id, t.name, t.contacts, "snapshot") for t in choice.tags],
             unresolved={"into_existing": {t.old_tag_id: t.existing_tag_id for t in choice.tags if t.existing_tag_id},
+                        "deleted_then": sum(t.deleted_then for t in choice.tags),
                         "skipped": len(choice.skipped), "unmatched": list(choice.unmatched)},
             expires_at=self.clock() + PREVIEW_TTL, restores_request=restores_request,
         )
         log.info("restore draft created", extra={"request_id": str(request_id), "actor": user_id, "outcome": "draft"})
-        return views.RestorePreview(request_id, restores_request, choice, reason)
+        if estimate is not None:
+            self.store.update_request(request_id, quota_estimate=estimate.as_record())
+        return views.RestorePreview(request_id, restores_request, choice, reason,
+                                    quota.estimate_line(estimate) if estimate else None)

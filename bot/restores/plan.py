@@ -16,21 +16,25 @@ from typing import Protocol
 
 CONTACTS_PER_ACTIVITY = 500  # contacts_taggings_add: source.contact_ids holds at most 500 ids
 CLEAN_BATCH_STATES = ("completed", "reconciled")
-# How Constant Contact names a contact it would not tag because it is deleted.
-_DELETED_CONTACT = re.compile(r"contact\s+([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}).*\bdeleted\b",
-                              re.IGNORECASE)
+# How Constant Contact names a contact it did not tag, and says when that is because it is deleted.
+_CONTACT = re.compile(r"contact\s+([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", re.IGNORECASE)
+_DELETED = re.compile(r"\bdeleted\b", re.IGNORECASE)
 
 
 class RequestTagLike(Protocol):
-    tag_id: str
-    name: str
-    batch_no: int | None
-    outcome: str | None
+    @property
+    def tag_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def batch_no(self) -> int | None: ...
 
 
 class AccountTagLike(Protocol):
-    tag_id: str
-    name: str
+    @property
+    def tag_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -113,32 +117,56 @@ def chunks(tags: Iterable[tuple[str, int]]) -> list[tuple[str, int, int]]:
     return out
 
 
+def _named_contact(error: str) -> str | None:
+    found = _CONTACT.search(error)
+    return found.group(1).lower() if found else None
+
+
 def deleted_contacts(errors: Iterable[str]) -> set[str]:
     """Contact ids an activity did not tag because they are deleted."""
-    return {m.group(1).lower() for e in errors for m in [_DELETED_CONTACT.search(e)] if m}
+    return {c for e in errors for c in [_named_contact(e)] if c and _DELETED.search(e)}
+
+
+def untagged_contacts(errors: Iterable[str]) -> dict[str, str]:
+    """Contact ids an activity did not tag for another reason (such as 50 tags already), with the error."""
+    return {c: e for e in errors for c in [_named_contact(e)] if c and not _DELETED.search(e)}
 
 
 def unexpected_errors(errors: Sequence[str]) -> list[str]:
     """An activity's errors other than deleted contacts (those are expected and counted)."""
-    return [e for e in errors if not _DELETED_CONTACT.search(e)]
+    return [e for e in errors if not (_named_contact(e) and _DELETED.search(e))]
+
+
+def batch_errors(errors: Sequence[str]) -> list[str]:
+    """Errors that name no contact: about the activity as a whole."""
+    return [e for e in errors if not _named_contact(e)]
 
 
 # --- what a finished restore did ---------------------------------------------------------------
 
 
 class BatchLike(Protocol):
-    tag_id: str | None
-    state: str
-    errors: tuple[str, ...]
-    activity_id: str | None
-    contact_count: int | None
+    @property
+    def tag_id(self) -> str | None: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def errors(self) -> tuple[str, ...]: ...
+    @property
+    def activity_id(self) -> str | None: ...
+    @property
+    def contact_count(self) -> int | None: ...
 
 
 class RestoredTagLike(Protocol):
-    tag_id: str
-    name: str
-    restored_tag_id: str | None
-    restored_into: str | None
+    @property
+    def tag_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def restored_tag_id(self) -> str | None: ...
+    @property
+    def restored_into(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -148,7 +176,7 @@ class TagResult:
     tag_id: str | None  # the tag its contacts carry again (None: it could not be made)
     into: str | None  # "new" or "existing"
     tagged: int  # contacts tagged again
-    deleted_since: int  # contacts Constant Contact would not tag because they are deleted
+    deleted: int  # contacts Constant Contact would not tag because they are deleted
     problem: str | None  # plain text, when the tag is not (wholly) restored
 
 
@@ -170,8 +198,8 @@ class RestoreSummary:
         return sum(r.tagged for r in self.results)
 
     @property
-    def deleted_since(self) -> int:
-        return sum(r.deleted_since for r in self.results)
+    def deleted(self) -> int:
+        return sum(r.deleted for r in self.results)
 
     @property
     def final_state(self) -> str:
@@ -189,14 +217,17 @@ def _tag_result(tag: RestoredTagLike, batches: Sequence[BatchLike]) -> TagResult
     tagged = deleted = 0
     problems: list[str] = []
     for batch in batches:
-        gone = len(deleted_contacts(batch.errors))
-        others = unexpected_errors(batch.errors)
-        if batch.state in CLEAN_BATCH_STATES and not others:
-            tagged += (batch.contact_count or 0) - gone
-            deleted += gone
+        whole = batch_errors(batch.errors)
+        if batch.state in CLEAN_BATCH_STATES and not whole:
+            gone, refused = deleted_contacts(batch.errors), untagged_contacts(batch.errors)
+            tagged += (batch.contact_count or 0) - len(gone) - len(refused)
+            deleted += len(gone)
+            if refused:
+                problems.append(f"{len(refused):,} contact{'s' if len(refused) != 1 else ''} not tagged: "
+                                f"{next(iter(refused.values()))}")
         else:
             ended = f"activity ended {batch.state}" if batch.activity_id else "not sent"
-            problems.append(ended + (f": {others[0]}" if others else ""))
+            problems.append(ended + (f": {whole[0]}" if whole else ""))
     if tag.restored_tag_id is None and not problems:
         problems.append("the tag could not be recreated")
     problem = "; ".join(dict.fromkeys(problems)) or None

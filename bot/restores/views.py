@@ -38,6 +38,7 @@ class RestorePreview:
     restores_request: int
     choice: RestoreChoice
     reason: str | None
+    quota_line: str | None = None  # the Constant Contact calls it will take (bot.quota.estimate_line)
 
 
 def _tag_line(tag: RestoreTag) -> str:
@@ -79,6 +80,8 @@ def preview_blocks(view: RestorePreview) -> list[Block]:
     out.append(section(fit_lines(notes, SECTION_LIMIT, lambda left: f"…and {left:,} more")))
     reason = f"Reason: {escape(view.reason, REASON_SHOWN)}" if view.reason else "You will be asked for a reason."
     out.append(context(f"{reason} Nothing changes until an approver approves. {CANNOT_GIVE_BACK}"))
+    if view.quota_line:
+        out.append(context(view.quota_line))
     value = str(view.request_id)
     out.append({"type": "actions", "block_id": f"preview:{view.request_id}", "elements": [
         button("Request approval", ACTION_CONFIRM, value, "primary"), button("Cancel", ACTION_CANCEL, value)]})
@@ -112,21 +115,28 @@ def card_title(request_id: int, restores_request: int, requester_id: str) -> str
 def _result_line(result: TagResult) -> str:
     where = ("into the existing tag" if result.into == "existing" else "as a new tag")
     tag = f" {where} `{escape(result.tag_id)}`" if result.tag_id else ""
-    deleted = f", {result.deleted_since:,} deleted since" if result.deleted_since else ""
+    deleted = f", {result.deleted:,} deleted" if result.deleted else ""
     problem = f" — :warning: {escape(result.problem, 300)}" if result.problem else ""
     return f"• *{escape(result.name)}*{tag}: {count(result.tagged, 'contact')} tagged again{deleted}{problem}"
 
 
 def summary_text(requester_id: str, request_id: int, restores_request: int, summary: RestoreSummary,
-                 approvers: Sequence[str], started: datetime | None, finished: datetime | None) -> str:
+                 approvers: Sequence[str], started: datetime | None, finished: datetime | None,
+                 deleted_then: int = 0) -> str:
+    """`deleted_then`: contacts already deleted when the snapshot was taken (sent all the same: one
+    may have been brought back since)."""
     icon = {"completed": ":white_check_mark:", "completed_with_errors": ":warning:"}.get(summary.final_state, ":x:")
     total = len(summary.results)
     lines = [f"{icon} <@{requester_id}> restore #{request_id} (undoing request #{restores_request}) is finished: "
              f"*{summary.restored:,} of {total:,} tags restored*, {count(summary.tagged, 'contact')} tagged again "
              f"in {count(summary.activity_count, 'activity')} ({duration(started, finished)})."]
-    if summary.deleted_since:
-        lines.append(f":ghost: {count(summary.deleted_since, 'contact')} could not be tagged: deleted since the "
-                     "snapshot.")
+    if summary.deleted:
+        then = min(deleted_then, summary.deleted)
+        since = summary.deleted - then
+        parts = ([f"{since:,} deleted since the snapshot"] if since else []) + (
+            [f"{then:,} already deleted when it was taken"] if then else [])
+        lines.append(f":ghost: {count(summary.deleted, 'contact')} could not be tagged because "
+                     f"{'it is' if summary.deleted == 1 else 'they are'} deleted ({', '.join(parts)}).")
     approved = ["Approved by " + ", ".join(f"<@{a}>" for a in approvers) + "."] if approvers else []
     ordered = sorted(summary.results, key=lambda r: (r.problem is None, r.name.casefold()))
     room = TEXT_LIMIT - len("\n".join([*lines, *approved])) - 1

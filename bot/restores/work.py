@@ -9,6 +9,7 @@ tag changes nothing, so a batch whose POST may have landed is simply sent again.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,11 +21,17 @@ class RestoreWork:
     def __init__(self, store: Store, cc: Callable[[], Any]) -> None:
         self.store = store
         self.cc = cc
+        # Batches of one tag may be submitted by several threads after a restart: one makes the tag.
+        self._making = threading.Lock()
 
     def target_tag(self, request: Request, batch: Batch) -> str:
         """The id of the tag this batch's contacts are tagged with, made on first need."""
         assert batch.tag_id is not None
-        row = self.store.request_tag(request.id, batch.tag_id)
+        with self._making:
+            return self._target_tag(request, batch.tag_id)
+
+    def _target_tag(self, request: Request, old_tag_id: str) -> str:
+        row = self.store.request_tag(request.id, old_tag_id)
         assert row is not None
         if row.restored_tag_id:
             return row.restored_tag_id
@@ -39,9 +46,14 @@ class RestoreWork:
         return tag_id
 
     def contact_ids(self, request: Request, batch: Batch) -> list[str]:
+        """The batch's contacts; ValueError when the snapshot no longer holds them all (purged)."""
         assert request.restores_request is not None and batch.tag_id is not None
-        return self.store.snapshot_contacts(request.restores_request, batch.tag_id, batch.first_contact or 0,
-                                            batch.contact_count or 0)
+        contacts = self.store.snapshot_contacts(request.restores_request, batch.tag_id, batch.first_contact or 0,
+                                                batch.contact_count or 0)
+        if len(contacts) != (batch.contact_count or 0):
+            raise ValueError(f"the snapshot of request #{request.restores_request} no longer holds these contacts "
+                             "(it was purged), so they were not tagged")
+        return contacts
 
     def post(self, request: Request, batch: Batch) -> Activity:
         """Queue the tagging of this batch's contacts (its tag was made by `target_tag`)."""

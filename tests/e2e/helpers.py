@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from bot.sandbox.world import World
 
+FAST_POLLS = {"POLL_MIN_SECONDS": "0.2", "POLL_MAX_SECONDS": "1", "RECONCILE_DELAY_SECONDS": "0.5"}
+
 
 def add_tags(world: World, *tags: tuple[str, int]) -> list[str]:
     return [world.cc.add_tag(name, count) for name, count in tags]
@@ -45,3 +47,21 @@ def request_to_card(world: World, text: str, user: str | None = None):  # noqa: 
     message = card(world)
     request_id = int(message.text.split("#", 1)[1].split(" ", 1)[0])
     return request_id, message
+
+
+def three_tags_on_373_contacts(world: World, *, one_deleted: bool = False) -> tuple[list[str], dict[str, set[str]]]:
+    """Newsletter Test 4, Imported by mistake 57, Old Webinar 2023 312 contacts, some unsubscribed, and
+    with `one_deleted` one of them deleted (a snapshot asks with status=all); (ids, contacts per id)."""
+    ids = add_tags(world, ("Newsletter Test", 0), ("Imported by mistake", 0), ("Old Webinar 2023", 0))
+    for tag_id, active, unsubscribed in zip(ids, (3, 50, 300), (1, 7, 12), strict=True):
+        world.cc.add_contacts(tag_id, active)
+        world.cc.add_contacts(tag_id, unsubscribed, status="unsubscribed")
+    if one_deleted:
+        world.cc.delete_contact(sorted(world.cc.contacts_with_tag(ids[2]))[0])
+    return ids, {tag_id: set(world.cc.contacts_with_tag(tag_id)) for tag_id in ids}
+
+
+def finished(world: World, request_id: int, timeout: float = 30) -> str:
+    """The state a request ends in."""
+    return world.driver.wait_for(lambda: (r := world.store.get_request(request_id)) and r.is_terminal and r.state,
+                                 what=f"request #{request_id} to end", timeout=timeout)

@@ -5,29 +5,22 @@ from __future__ import annotations
 import pytest
 
 from bot.sandbox.world import World
-from tests.e2e.helpers import add_tags, last_ephemeral, refreshed, request_to_card
+from tests.e2e.helpers import (
+    FAST_POLLS,
+    add_tags,
+    finished,
+    last_ephemeral,
+    refreshed,
+    request_to_card,
+    three_tags_on_373_contacts,
+)
 
-FAST = {"POLL_MIN_SECONDS": "0.2", "POLL_MAX_SECONDS": "1", "RECONCILE_DELAY_SECONDS": "0.5"}
 TAGGINGS_ADD = "/activities/contacts_taggings_add"
 
 
 @pytest.fixture
 def world_env() -> dict[str, str]:
-    return dict(FAST)
-
-
-def three_tags_on_373_contacts(world: World) -> tuple[list[str], dict[str, set[str]]]:
-    """Newsletter Test 4, Imported by mistake 57, Old Webinar 2023 312 contacts, some unsubscribed."""
-    ids = add_tags(world, ("Newsletter Test", 0), ("Imported by mistake", 0), ("Old Webinar 2023", 0))
-    for tag_id, active, unsubscribed in zip(ids, (3, 50, 300), (1, 7, 12), strict=True):
-        world.cc.add_contacts(tag_id, active)
-        world.cc.add_contacts(tag_id, unsubscribed, status="unsubscribed")
-    return ids, {tag_id: set(world.cc.contacts_with_tag(tag_id)) for tag_id in ids}
-
-
-def finished(world: World, request_id: int) -> str:
-    return world.driver.wait_for(
-        lambda: (r := world.store.get_request(request_id)) and r.is_terminal and r.state, what="the end", timeout=30)
+    return dict(FAST_POLLS)
 
 
 def summaries(world: World, card) -> list[str]:  # noqa: ANN001
@@ -69,6 +62,7 @@ def test_three_deleted_tags_come_back_with_their_names_on_exactly_their_373_cont
     shown = str(preview.blocks)
     assert "3 tags to recreate" in shown and "*373 contacts* again" in shown
     assert f"undoing request #{request_id}" in shown and "cannot give back the old tag ids" in shown
+    assert "3 to create the tags, 3 tagging requests" in shown  # its Constant Contact calls, as for a deletion
     assert f"undoes request #{request_id}" in str(restore_card.blocks)
     world.driver.open_home(world.people.approver)
     home = world.driver.wait_for(lambda: world.slack.home(world.people.approver), what="the approver's home")
@@ -118,12 +112,13 @@ def test_a_name_taken_meanwhile_is_restored_into_that_tag_and_contacts_deleted_s
     names = [t["name"].casefold() for t in world.cc.tags()]
     assert names.count("imported by mistake") == 1
     (restored,) = summaries(world, card)
-    assert "*2 of 2 tags restored*" in restored and "2 contacts could not be tagged: deleted since" in restored
+    assert "*2 of 2 tags restored*" in restored
+    assert "2 contacts could not be tagged because they are deleted (2 deleted since the snapshot)." in restored
     assert f"into the existing tag `{taken}`" in restored
     assert not [m for m in world.slack.thread(card.channel, card.ts) if ":warning: Activity" in m.text]
 
 
-def test_only_the_tags_named_are_restored_and_a_tag_that_still_exists_is_left_alone(world: World) -> None:
+def test_only_the_tags_named_are_restored_and_a_tag_restored_already_is_left_alone(world: World) -> None:
     ids, carriers = three_tags_on_373_contacts(world)
     request_id, _ = deleted(world, " ".join(ids) + " reason: spring clean-up")
     restore_id, preview, card = restore_to_card(world, f'restore {request_id} "newsletter test" reason: one back')
@@ -159,3 +154,35 @@ def test_a_request_deleted_without_a_snapshot_cannot_be_restored(world: World) -
     answer = last_ephemeral(world, world.people.requester, "without a snapshot")
     assert "`SNAPSHOT_MAX_CONTACTS`" in answer.text
     assert world.store.requests(limit=10)[0].id == request_id  # no draft was made
+
+
+def test_an_empty_tag_comes_back_and_a_kill_between_its_two_writes_does_not_strand_it(world: World) -> None:
+    (empty,) = add_tags(world, ("Nobody yet", 0))
+    request_id, _ = deleted(world, f"{empty} reason: unused")
+    restore_id, preview, card = restore_to_card(world, f"restore {request_id} reason: it was planned")
+    assert "*0 contacts* again" in str(preview.blocks)
+    runner = world.bot.services.runner
+    runner.stop_scheduling()  # the approval lays out the batch; nothing runs it
+    world.driver.click(world.people.approver, card, "Approve")
+    request = world.driver.wait_for(lambda: (r := world.store.get_request(restore_id)).state == "approved" and r,
+                                    what="the approval")
+    runner.submit_request(request.id)  # makes the tag; the batch is left as a crash would leave it:
+    (batch,) = world.store.batches(restore_id)
+    world.store.transition_batch(batch.id, [batch.state], "submitting")
+    runner.reconcile(batch.id)  # what the restart does with a batch in `submitting`
+    assert finished(world, restore_id) == "completed"
+    assert [t["name"] for t in world.cc.tags()] == ["Nobody yet"]
+
+
+def test_a_second_restore_of_the_same_deletion_waits_for_the_first(world: World) -> None:
+    ids, _ = three_tags_on_373_contacts(world)
+    request_id, _ = deleted(world, " ".join(ids) + " reason: spring clean-up")
+    world.driver.slash_command(world.people.requester, world.channel, f"restore {request_id} reason: first")
+    first = last_ephemeral(world, world.people.requester, "Preview of restore")
+    world.driver.slash_command(world.people.second_approver, world.channel, f"restore {request_id} reason: second")
+    second = last_ephemeral(world, world.people.second_approver, "Preview of restore")
+    world.driver.click(world.people.requester, first, "Request approval")
+    world.driver.click(world.people.second_approver, second, "Request approval")
+    refusal = last_ephemeral(world, world.people.second_approver, "is already awaiting approval")
+    assert f"of request #{request_id} is already awaiting approval" in refusal.text
+    assert [r.state for r in world.store.requests(limit=3)][:2] == ["draft", "awaiting_approval"]

@@ -12,36 +12,27 @@ import sys
 import pytest
 
 from bot.sandbox.world import World
-from tests.e2e.helpers import add_tags, preview_for, refreshed, request_to_card
+from tests.e2e.helpers import (
+    FAST_POLLS,
+    add_tags,
+    finished,
+    preview_for,
+    refreshed,
+    request_to_card,
+    three_tags_on_373_contacts,
+)
 
-FAST = {"POLL_MIN_SECONDS": "0.2", "POLL_MAX_SECONDS": "1", "RECONCILE_DELAY_SECONDS": "0.5"}
 DELETE_PATH = "/activities/contacts_tags_delete"
 
 
 @pytest.fixture
 def world_env() -> dict[str, str]:
-    return dict(FAST)
-
-
-def three_tags_on_373_contacts(world: World) -> tuple[list[str], dict[str, set[str]]]:
-    """Newsletter Test 4, Imported by mistake 57, Old Webinar 2023 312; some contacts unsubscribed, one
-    deleted (a snapshot asks with status=all)."""
-    ids = add_tags(world, ("Newsletter Test", 0), ("Imported by mistake", 0), ("Old Webinar 2023", 0))
-    for tag_id, active, unsubscribed in zip(ids, (3, 50, 300), (1, 7, 12), strict=True):
-        world.cc.add_contacts(tag_id, active)
-        world.cc.add_contacts(tag_id, unsubscribed, status="unsubscribed")
-    world.cc.delete_contact(sorted(world.cc.contacts_with_tag(ids[2]))[0])
-    return ids, {tag_id: set(world.cc.contacts_with_tag(tag_id)) for tag_id in ids}
+    return dict(FAST_POLLS)
 
 
 def thread(world: World, card) -> list:  # noqa: ANN001
     world.flush_slack()
     return world.slack.thread(card.channel, card.ts)[1:]
-
-
-def finished(world: World, request_id: int) -> str:
-    return world.driver.wait_for(
-        lambda: (r := world.store.get_request(request_id)) and r.is_terminal and r.state, what="the end", timeout=20)
 
 
 def cli_csv(world: World, request_id: int) -> str:
@@ -52,7 +43,7 @@ def cli_csv(world: World, request_id: int) -> str:
 
 
 def test_a_deletion_is_snapshotted_first_and_the_csv_the_cli_and_the_database_agree(world: World) -> None:
-    ids, carriers = three_tags_on_373_contacts(world)
+    ids, carriers = three_tags_on_373_contacts(world, one_deleted=True)
     request_id, card = request_to_card(world, " ".join(ids) + " reason: spring clean-up")
     assert "Snapshot first" in str(refreshed(world, card).blocks)
     world.driver.click(world.people.approver, card, "Approve")
@@ -98,7 +89,7 @@ def test_a_request_over_the_snapshot_limit_says_so_and_is_deleted_without_one(wo
 
 
 def test_a_snapshot_that_cannot_be_recorded_stops_its_batch_before_the_delete_post(world: World) -> None:
-    ids, _ = three_tags_on_373_contacts(world)
+    ids, _ = three_tags_on_373_contacts(world, one_deleted=True)
     request_id, card = request_to_card(world, " ".join(ids) + " reason: spring clean-up")
     world.cc.faults.refused_paths = ("/v3/contacts",)  # the listing a snapshot needs is refused; tags are not
     world.driver.click(world.people.approver, card, "Approve")

@@ -161,3 +161,23 @@ def test_the_reserve_keeps_a_running_deletions_polls_going(low_quota: World) -> 
     polls = world.store.batches(request_id)[0].poll_count
     assert polls >= 2 and quota_refusals(world) == []
     assert world.cc.tag_exists(newcomer)
+
+
+def test_a_restore_is_costed_like_a_deletion_and_refused_when_it_cannot_finish_today(low_quota: World) -> None:
+    """A deletion of a tag on 2,000 contacts ran | its restore needs the tag made, four tagging activities
+    and their polls: with too little left today it is refused at preview, and nothing is recorded."""
+    world = low_quota
+    (tag,) = add_tags(world, 1)
+    world.cc.add_contacts(tag, 1_999)
+    request_id, card = to_card(world, [tag])
+    world.driver.click(world.people.approver, card, "Approve")
+    assert wait_finished(world, request_id) == "completed"
+    settings = world.bot.settings
+    needed = quota.restore_estimate([500, 500, 500, 500], 1, settings.poll_min_seconds, settings.poll_max_seconds)
+    assert needed.total > 5
+    spend(world, world.bot.services.ledger.today().left_for_new - needed.total + 1)
+    text = refused_preview(world, f"restore {request_id}")
+    assert text.startswith(f":no_entry: This restore needs about {needed.total:,} Constant Contact calls, but only ")
+    assert text.endswith("Nothing was recorded or changed.")
+    assert [r.id for r in world.store.requests()] == [request_id]
+    assert world.cc.tag_ids() == set()

@@ -79,13 +79,21 @@ def test_a_summary_counts_tagged_and_deleted_contacts_per_tag_and_names_what_wen
                Batch(OLD[2], "failed", 3, ("the tag could not be recreated: 403",), activity_id=None)]
     summary = plan.summarise(tags, batches)
     spring, webinar, lost = summary.results
-    assert (spring.tagged, spring.deleted_since, spring.problem) == (519, 1, None)
+    assert (spring.tagged, spring.deleted, spring.problem) == (519, 1, None)
     assert webinar.problem == "activity ended failed: Internal error" and webinar.into == "existing"
     assert lost.problem == "not sent: the tag could not be recreated: 403"
     assert (summary.restored, summary.not_restored, summary.tagged, summary.activity_count) == (1, 2, 519, 3)
     assert summary.final_state == "completed_with_errors"
     assert summary.outcomes[OLD[0]] == ("restored", None)
     assert plan.summarise(tags[2:], batches[3:]).final_state == "failed"
+
+
+def test_a_contact_refused_for_another_reason_costs_only_that_contact() -> None:
+    tags = [RequestTag(OLD[0], "Spring", 0, restored_tag_id="n1", restored_into="new")]
+    full = f"Contact {CONTACT.format(3)} already has 50 tags; tag n1 was not added"
+    (result,) = plan.summarise(tags, [Batch(OLD[0], "completed", 500, (full,))]).results
+    assert (result.tagged, result.deleted, result.problem) == (499, 0, f"1 contact not tagged: {full}")
+    assert plan.untagged_contacts([full]) == {CONTACT.format(3): full} and plan.batch_errors([full]) == []
 
 
 def test_the_restore_command_reads_a_request_number_then_names_ids_and_a_reason() -> None:
