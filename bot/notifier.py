@@ -280,5 +280,5 @@ def _quota_lines(request: Request) -> dict[str, str | None]:
     estimate = quota.Estimate.from_record(request.quota_estimate)
     return {
         "quota_line": quota.estimate_line(estimate) if estimate else None,
-        "hold_line": quota.hold_line(request.quota_held_until) if request.quota_held_until else None,
+        "hold_line": quota.hold_line(request.quota_held_until, request.is_restore) if request.quota_held_until else None,
     }

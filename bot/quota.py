@@ -181,9 +181,9 @@ def hold_text(request_id: int, estimate: Estimate, day: QuotaDay, now: datetime)
     return (f":hourglass_flowing_sand: Request #{request_id} is held until 00:00 UTC ({until_reset(now)}): it needs "
             f"about {estimate.total:,} Constant Contact calls and only {day.left_for_new:,} are left for new "
             f"requests today ({day.used:,} of {day.limit:,} used, {day.reserve:,} kept for running deletions). "
-            "Nothing has been deleted; it starts by itself after the reset.")
+            f"Nothing has been {'changed' if estimate.restore else 'deleted'}; it starts by itself after the reset.")
 
 
-def hold_line(held_until: datetime) -> str:
+def hold_line(held_until: datetime, restore: bool = False) -> str:
     return (f":hourglass_flowing_sand: Held for Constant Contact's daily quota until "
-            f"{held_until.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC; nothing deleted yet.")
+            f"{held_until.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC; nothing {'changed' if restore else 'deleted'} yet.")

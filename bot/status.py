@@ -67,7 +67,7 @@ def status_text(facts: StatusFacts) -> str:
         nothing = "Nothing is changed yet." if facts.restores_request is not None else "Nothing is deleted yet."
         return f"{head} Approvals {len(facts.approvers)} of {facts.required_approvals}. {nothing}"
     if facts.state == "approved" and facts.held_until is not None:
-        return f"{head} {hold_line(facts.held_until)} {approved}".strip()
+        return f"{head} {hold_line(facts.held_until, facts.restores_request is not None)} {approved}".strip()
     if facts.state in ("running", "approved"):
         items = ""
         if facts.items_total:

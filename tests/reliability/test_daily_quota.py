@@ -181,3 +181,36 @@ def test_a_restore_is_costed_like_a_deletion_and_refused_when_it_cannot_finish_t
     assert text.endswith("Nothing was recorded or changed.")
     assert [r.id for r in world.store.requests()] == [request_id]
     assert world.cc.tag_ids() == set()
+
+
+def test_an_approved_restore_is_held_for_the_reset_like_a_deletion(low_quota: World, cc_wall: SimWall) -> None:
+    world = low_quota
+    world.bot.services.notifier.outbox.card_edit_seconds = 0.2
+    (tag,) = add_tags(world, 1)
+    world.cc.add_contacts(tag, 20)
+    request_id, card = to_card(world, [tag])
+    world.driver.click(world.people.approver, card, "Approve")
+    assert wait_finished(world, request_id) == "completed"
+    seen = len(world.slack.ephemerals)
+    world.driver.slash_command(world.people.requester, world.channel, f"restore {request_id} reason: undo")
+    preview = next_ephemeral(world, world.people.requester, seen, lambda e: "Preview of restore" in e.text)
+    world.driver.click(world.people.requester, preview, "Request approval")
+    restore_card = world.driver.wait_for(lambda: next((m for m in world.slack.messages(world.channel)
+                                                       if "Restore request #" in m.text), None), what="the card")
+    restore_id = int(restore_card.text.split("Restore request #", 1)[1].split(" ", 1)[0])
+    spend(world, world.bot.services.ledger.today().left_for_new)  # someone else used the rest of the day
+    world.driver.click(world.people.approver, restore_card, "Approve")
+    held = world.driver.wait_for(lambda: next((t for t in thread_texts(world, restore_card) if "is held" in t), None),
+                                 what="the hold notice")
+    assert held.endswith("Nothing has been changed; it starts by itself after the reset.")
+    assert world.store.batches(restore_id) == [] and world.cc.tag_ids() == set()
+    world.driver.wait_for(lambda: "nothing changed yet" in str(card_now(world, restore_card).blocks),
+                          what="the hold on the card")
+
+    now = datetime.now(timezone.utc)
+    past_midnight = (quota.next_reset(now) - now + timedelta(seconds=30)).total_seconds()
+    cc_wall.advance(past_midnight)
+    world.clock.advance(seconds=past_midnight)
+    run_job_now(world, f"submit:{restore_id}")
+    assert wait_finished(world, restore_id) == "completed"
+    assert [t["contacts_count"] for t in world.cc.tags()] == [21]
