@@ -23,12 +23,13 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_before_delay, wait_exponential_jitter
 
+from bot.advice import CC_AUTH_HINT, CREDENTIALS_HINT
+
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "deletetags-bot/0.1"
 DEFAULT_SCOPE = "contact_data offline_access"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-CC_AUTH_HINT = "Run `deletetags-bot cc-auth` to authorise the bot with Constant Contact again."
 TOKEN_ENDPOINT_INTERVAL = 1.05  # Constant Contact allows 1 token request per second; keep a margin
 REFRESH_EARLY_SECONDS = 300.0
 
@@ -365,8 +366,7 @@ class TokenManager:
                 f"expired, or already used). {CC_AUTH_HINT}")
         if answer.error in ("invalid_client", "unauthorized_client") or answer.status == 401:
             raise ReauthorizationRequired(
-                f"Constant Contact refused the application's credentials ({answer.describe()}). "
-                "Check CC_CLIENT_ID and CC_CLIENT_SECRET; if they are right, run `deletetags-bot cc-auth`.")
+                f"Constant Contact refused the application's credentials ({answer.describe()}). {CREDENTIALS_HINT}")
         raise ConstantContactError(f"Refreshing the Constant Contact access token failed ({answer.describe()}).")
 
 

@@ -52,6 +52,16 @@ def outside_text(text: str, limit: int | None = None) -> str:
     return escaped if limit is None else _cut(escaped, limit)
 
 
+def outside_text_with_advice(text: str, advice: Sequence[str], limit: int | None = None) -> str:
+    """Like `outside_text`, except that a sentence of our own advice at the end (one of `advice`,
+    written in mrkdwn by us) is kept as it is, so that its `commands` still read as code."""
+    for own in advice:
+        if text.endswith(own) and len(own) < len(text):
+            head = text[: -len(own)].rstrip()
+            return f"{outside_text(head, None if limit is None else max(limit - len(own) - 1, 1))} {own}"
+    return outside_text(text, limit)
+
+
 def one_line(text: str) -> str:
     """Text whose control characters and line breaks are spaces (for plain_text too). Other spaces
     stay as they are: two tags may differ only by them."""

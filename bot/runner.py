@@ -29,7 +29,8 @@ from bot.constant_contact import (
     TooManyQueuedActivities,
 )
 from bot.lifecycle import TERMINAL_BATCH_STATES, BatchState, RequestState
-from bot.mrkdwn import outside_text
+from bot.advice import OWN_ADVICE
+from bot.mrkdwn import outside_text, outside_text_with_advice
 from bot.notifier import SUMMARY_KEY, Notifier, file_key
 from bot.quota_ledger import QuotaCheck
 from bot.restores import plan as restore_plan
@@ -342,7 +343,7 @@ class Runner:
             delay = max(RETRY_SECONDS, (error.resets_at - real_now()).total_seconds() + 5)
         self.notifier.post_once(batch.request_id, f"postponed:{batch.batch_no}:{type(error).__name__}",
                                 f":hourglass_flowing_sand: Batch {batch.batch_no + 1} is waiting: "
-                                f"{outside_text(str(error), 3 * ERROR_SHOWN)}")
+                                f"{outside_text_with_advice(str(error), OWN_ADVICE, 3 * ERROR_SHOWN)}")
         self._schedule(f"submit-batch:{batch.id}", self.submit_batch, delay, batch.id)
 
     def _batch_failed(self, batch: Batch, expect: str, why: str) -> None:

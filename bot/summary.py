@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.mrkdwn import outside_text
+from bot.advice import OWN_ADVICE
+from bot.mrkdwn import outside_text_with_advice
 
 CLEAN_BATCH_STATES = ("completed", "reconciled")
 ERROR_SHOWN = 300  # characters of one of Constant Contact's errors in a reason
@@ -62,9 +63,9 @@ def _reason(tag: TagLike, batch: BatchLike | None) -> str:
         return "it was never submitted"
     for error in batch.errors:
         if tag.tag_id in error.lower():
-            return outside_text(error, ERROR_SHOWN)
+            return outside_text_with_advice(error, OWN_ADVICE, ERROR_SHOWN)
     if batch.errors:
-        return f"activity ended `{batch.state}`: {outside_text(batch.errors[0], ERROR_SHOWN)}"
+        return f"activity ended `{batch.state}`: {outside_text_with_advice(batch.errors[0], OWN_ADVICE, ERROR_SHOWN)}"
     return f"activity ended `{batch.state}`"
 
 

@@ -201,3 +201,15 @@ def test_app_home_stays_within_a_section(count: int) -> None:
                               [(i, "U0RITA", 5, 10, reason) for i in range(count)])
     assert all(len(text) <= SECTION for text in texts_of(home)) and len(home) <= 100
     assert not [text for text in texts_of(home) if re.search(r"&[a-z]*…", text)]  # never cut inside "&amp;"
+
+
+def test_our_own_advice_at_the_end_of_an_error_keeps_its_code_and_the_rest_is_escaped() -> None:
+    from bot.advice import CC_AUTH_HINT, OWN_ADVICE
+    from bot.mrkdwn import outside_text_with_advice
+
+    text = f"Constant Contact said `<!here>` *no*. {CC_AUTH_HINT}"
+    shown = outside_text_with_advice(text, OWN_ADVICE, 200)
+    assert shown == f"Constant Contact said ˋ&lt;!here&gt;ˋ ∗no∗. {CC_AUTH_HINT}"
+    assert "`deletetags-bot cc-auth`" in shown
+    assert outside_text_with_advice(f"{CC_AUTH_HINT} `x`", OWN_ADVICE) == outside_text(f"{CC_AUTH_HINT} `x`")
+    assert len(outside_text_with_advice("y" * 500 + " " + CC_AUTH_HINT, OWN_ADVICE, 200)) <= 200

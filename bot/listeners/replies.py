@@ -6,7 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from bot.mrkdwn import outside_text
+from bot.advice import OWN_ADVICE
+from bot.mrkdwn import outside_text_with_advice
 from bot.tags import InputError
 
 log = logging.getLogger(__name__)
@@ -23,5 +24,6 @@ def explain_cc_error(work: Callable[[], T]) -> T | str:
         return error.message
     except ConstantContactError as error:
         log.warning("Constant Contact call failed: %s", error, extra={"outcome": type(error).__name__})
-        return (f":warning: I could not check the tags in Constant Contact: {outside_text(str(error), 900)} "
+        return (f":warning: I could not check the tags in Constant Contact: "
+                f"{outside_text_with_advice(str(error), OWN_ADVICE, 900)} "
                 "Nothing was recorded or deleted.")

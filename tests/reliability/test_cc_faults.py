@@ -116,8 +116,8 @@ def test_a_revoked_refresh_token_fails_the_batch_with_the_fix(world: World) -> N
     summary = the_summary(world, card)
     assert summary.startswith(summary_head(world, request_id, 0, 2, 0, ":x:")), summary
     assert "*Not deleted (2):*" in summary and all(i in summary for i in ids)
-    # The error came back from Constant Contact's side, so it is shown as outside text (look-alike _ and `).
-    assert outside_text("invalid_grant") in summary and outside_text("Run `deletetags-bot cc-auth`") in summary
+    # Constant Contact's words are shown as outside text (look-alike _), our advice as written.
+    assert outside_text("invalid_grant") in summary and "Run `deletetags-bot cc-auth` to authorise" in summary
     assert activities_of(world, ids) == []
     assert not [t for t in thread_texts(world, card) if t.startswith(":rocket:")], "nothing was submitted"
     assert all(world.cc.tag_exists(i) for i in ids)
