@@ -1,4 +1,4 @@
-"""7. Junk files: peak memory and time of `bot.tags.parse_file` on 5 MB of junk, and of a 10-file message.
+"""7. Junk files: peak memory and time of `bot.core.tags.parse_file` on 5 MB of junk, and of a 10-file message.
 
 Everything runs with the bot's own limits (5 MB per file, 5,000 entries, 3 files per message) and
 is compared with the parse baseline measured in the same run: the 5 MB headerless list of valid ids
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from bot import tags
+from bot.core import tags
 from bot.listeners.events import plan_upload
 
 from benchmarks.bench_parse import plain_ids

@@ -1,4 +1,4 @@
-"""2. Parsing: `bot.tags.parse_file` on big files against stdlib `csv.reader` + `uuid.UUID` per cell."""
+"""2. Parsing: `bot.core.tags.parse_file` on big files against stdlib `csv.reader` + `uuid.UUID` per cell."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot import tags
+from bot.core import tags
 
 from benchmarks.harness import Outcome, Row, median, ratio, secs, times
 

@@ -1,6 +1,6 @@
 """3. Polling economy and freshness: status calls per activity and how late the summary appears.
 
-Two measurements of the same policy (`bot.polling.next_delay` as the `Runner` uses it):
+Two measurements of the same policy (`bot.core.polling.next_delay` as the `Runner` uses it):
 
 * end to end, at 1/SCALE of real time: the real bot (Runner, scheduler, store, notifier) in this
   process, approving 50 one-tag requests whose activities last 10 s to 10 min divided by SCALE, with
@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from bot.config import NEEDS_RUN_HTTP, load_settings
-from bot.polling import Bounds
+from bot.core.polling import Bounds
 from bot.process import BotProcess
 from bot.runtime import Services, cc_client_from_settings
 from bot.sandbox.constant_contact import ConstantContactSimulator

@@ -1,11 +1,11 @@
 """A deterministic, full-scale model of how the bot polls activities (no network, no sleeping).
 
 The activity's progress comes from the simulator's own model (`ActivityRecord.view`), the next
-delay from the bot's own `bot.polling.next_delay`, and the observation from the same
-`bot.polling.Track.seen` that `Runner._observe` calls, with the same inputs: elapsed time since
+delay from the bot's own `bot.core.polling.next_delay`, and the observation from the same
+`bot.core.polling.Track.seen` that `Runner._observe` calls, with the same inputs: elapsed time since
 the batch was marked submitting, the percent read, the poll count, and the seconds since the
 activity's `started_at` and `created_at` (written as the API writes them, to the millisecond,
-and read back with `bot.polling.seconds_since`).
+and read back with `bot.core.polling.seconds_since`).
 
 Every request can pass through a shared limiter that admits `limit` requests per `window`
 seconds, like the bot's client (4 per 1.05 s), with polls going before waiting POSTs as the
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from bot.constant_contact import MAX_OVERTAKES
-from bot.polling import Bounds, Observation, Track, next_delay, seconds_since
+from bot.core.polling import Bounds, Observation, Track, next_delay, seconds_since
 from bot.sandbox.cc_state import OUTCOME_COMPLETE, ActivityRecord, iso_time
 
 

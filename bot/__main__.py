@@ -142,7 +142,7 @@ def audit(request_id: int | None, actors: tuple[str, ...], since: datetime | Non
 def snapshot(request_id: int, as_csv: bool) -> None:
     """Show or export the snapshot taken before a request's tags were deleted."""
     from bot.ops import configure_tool_logging, only
-    from bot.snapshot_report import snapshot_csv, snapshot_table
+    from bot.core.snapshot_report import snapshot_csv, snapshot_table
     from bot.store import Store
 
     environ = only(os.environ, ("DELETETAGS_DB", "LOG_LEVEL", "LOG_FORMAT"))

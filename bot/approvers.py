@@ -1,6 +1,6 @@
 """Who may approve: APPROVER_IDS plus the members of APPROVER_GROUP, looked up and cached.
 
-The rules about *what* an approver may do live in `bot.lifecycle`; this module only answers
+The rules about *what* an approver may do live in `bot.core.lifecycle`; this module only answers
 "who are the approvers right now", so every click is checked against a fresh-enough list.
 """
 

@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_before_delay, wait_exponential_jitter
 
-from bot.advice import CC_AUTH_HINT, CREDENTIALS_HINT
+from bot.core.advice import CC_AUTH_HINT, CREDENTIALS_HINT
 
 logger = logging.getLogger(__name__)
 

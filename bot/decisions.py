@@ -1,6 +1,6 @@
 """What happens when someone confirms, approves, rejects, cancels, or nobody decides in time.
 
-Each use case asks `bot.lifecycle` whether the person may act, makes the change with one
+Each use case asks `bot.core.lifecycle` whether the person may act, makes the change with one
 compare-and-set in the store (the loser of a race changes nothing), records refusals in the
 audit log, and returns the sentence to show the person who acted.
 """
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot import lifecycle
+from bot.core import lifecycle
 from bot.approvers import ApproverDirectory
 from bot.config import Settings
-from bot.lifecycle import Action, BatchState, Decision, RequestFacts, RequestState
-from bot.mrkdwn import outside_text
+from bot.core.lifecycle import Action, BatchState, Decision, RequestFacts, RequestState
+from bot.core.mrkdwn import outside_text
 from bot.notifier import CardNotPosted, Notifier
 from bot.store import Request, Store
 

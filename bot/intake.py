@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot import blocks, quota, resolver, rules, tags
-from bot.lifecycle import batch_count
-from bot.mrkdwn import outside_text
+from bot.core import blocks, quota, resolver, rules, tags
+from bot.core.lifecycle import batch_count
+from bot.core.mrkdwn import outside_text
 from bot.quota_ledger import QuotaCheck
-from bot.snapshot_report import SnapshotPlan
+from bot.core.snapshot_report import SnapshotPlan
 from bot.store import NewTag, Store
 
 log = logging.getLogger(__name__)

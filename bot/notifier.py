@@ -19,14 +19,14 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, quota
+from bot.core import blocks, quota
 from bot.approvers import ApproverDirectory
 from bot.restores import plan as restore_plan
 from bot.restores import views as restore_views
-from bot.lifecycle import batch_count
+from bot.core.lifecycle import batch_count
 from bot.slack_files import NO_REDIRECTS, file_origins, origin_of
 from bot.slack_outbox import SlackOutbox, slack_error
-from bot.snapshot_report import SnapshotPlan
+from bot.core.snapshot_report import SnapshotPlan
 from bot.store import Request, Store
 
 log = logging.getLogger(__name__)

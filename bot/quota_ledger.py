@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from bot import quota
+from bot.core import quota
 
 from bot.constant_contact import CallSeen
 from bot.metrics import Metrics
-from bot.quota import Estimate, QuotaDay, utc_day
+from bot.core.quota import Estimate, QuotaDay, utc_day
 from bot.store import Store
 
 

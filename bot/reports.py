@@ -6,13 +6,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bot import blocks, tag_health
+from bot.core import blocks, tag_health
 from bot.approvers import ApproverDirectory
-from bot.blocks import Progress
-from bot.lifecycle import TERMINAL_BATCH_STATES, RequestState, batch_count
+from bot.core.blocks import Progress
+from bot.core.lifecycle import TERMINAL_BATCH_STATES, RequestState, batch_count
 from bot.notifier import Notifier
-from bot.polling import eta_seconds
-from bot.status import StatusFacts, is_status_question, status_text
+from bot.core.polling import eta_seconds
+from bot.core.status import StatusFacts, is_status_question, status_text
 from bot.store import Batch, Request, Store
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot import blocks, lifecycle, polling, quota, snapshot_report, tag_changes
+from bot.core import blocks, lifecycle, polling, quota, snapshot_report, tag_changes
 from bot.config import Settings
 from bot.constant_contact import (
     Activity,
@@ -28,9 +28,9 @@ from bot.constant_contact import (
     ServiceUnavailable,
     TooManyQueuedActivities,
 )
-from bot.lifecycle import TERMINAL_BATCH_STATES, BatchState, RequestState
-from bot.advice import OWN_ADVICE
-from bot.mrkdwn import outside_text, outside_text_with_advice
+from bot.core.lifecycle import TERMINAL_BATCH_STATES, BatchState, RequestState
+from bot.core.advice import OWN_ADVICE
+from bot.core.mrkdwn import outside_text, outside_text_with_advice
 from bot.notifier import SUMMARY_KEY, Notifier, file_key
 from bot.quota_ledger import QuotaCheck
 from bot.restores import plan as restore_plan
@@ -38,8 +38,8 @@ from bot.restores import views as restore_views
 from bot.restores.work import RestoreWork
 from bot.snapshots import Snapshots
 from bot.store import Batch, Request, Store
-from bot.summary import ERROR_SHOWN, Summary, summarise
-from bot.tag_changes import TagChange, TagFacts
+from bot.core.summary import ERROR_SHOWN, Summary, summarise
+from bot.core.tag_changes import TagChange, TagFacts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -18,14 +18,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
 from bot.ack_gate import AckGate
-from bot import tag_health
+from bot.core import tag_health
 from bot.approvers import ApproverDirectory, GroupsUnavailable
 from bot.config import Settings
-from bot.lifecycle import TERMINAL_REQUEST_STATES, RequestState
+from bot.core.lifecycle import TERMINAL_REQUEST_STATES, RequestState
 from bot.decisions import Decisions
 from bot.intake import Intake, TagCatalog
 from bot.metrics import Gauges, Metrics
-from bot.quota import budget_line
+from bot.core.quota import budget_line
 from bot.quota_ledger import QuotaCheck, QuotaLedger
 from bot.notifier import Notifier
 from bot.reports import Reports

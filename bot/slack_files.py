@@ -21,7 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.config import is_loopback_host
-from bot.tags import quote_for_slack
+from bot.core.tags import quote_for_slack
 
 log = logging.getLogger(__name__)
 

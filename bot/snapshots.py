@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.config import Settings
-from bot.snapshot_report import SnapshotPlan
+from bot.core.snapshot_report import SnapshotPlan
 from bot.store import Batch, Request, Snapshot, Store
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlite_utils import Database, Migrations
 
-from bot.lifecycle import (
+from bot.core.lifecycle import (
     RUNNING_BATCH_STATES,
     TERMINAL_REQUEST_STATES,
     BatchState,
@@ -173,14 +173,14 @@ def _quota_ledger(db: Database) -> None:
     # Constant Contact said quota_exceeded that day, whatever the count says (the key may be shared).
     db["quota_ledger"].create({"day": str, "calls": int, "exhausted": int}, pk="day",
                               not_null={"calls", "exhausted"}, defaults={"calls": 0, "exhausted": 0}, strict=True)
-    # A request's estimated calls (JSON, bot.quota.Estimate) and, while held for the quota, until when.
+    # A request's estimated calls (JSON, bot.core.quota.Estimate) and, while held for the quota, until when.
     db["requests"].add_column("quota_estimate", str)
     db["requests"].add_column("quota_held_until", str)
 
 
 @migrations(name="0004_request_rule")
 def _request_rule(db: Database) -> None:
-    # A request found by rule (bot.rules): the rule as read back, and how many tags the account had
+    # A request found by rule (bot.core.rules): the rule as read back, and how many tags the account had
     # when it was evaluated (the preview warns when a rule matched every one of them).
     db["requests"].add_column("rule", str)
     db["requests"].add_column("account_tag_count", int)

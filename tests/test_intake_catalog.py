@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from bot import resolver, tags
+from bot.core import resolver, tags
 from bot.intake import TagCatalog
 from bot.sandbox.world import ManualClock
 

@@ -12,7 +12,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.config import Settings
 from bot.constant_contact import Activity, ServiceUnavailable, Tag
-from bot.lifecycle import BatchState
+from bot.core.lifecycle import BatchState
 from bot.runner import POLL_EXECUTOR, WATCHDOG_SECONDS, Runner
 from bot.runtime import new_scheduler
 from bot.store import NewTag, Store

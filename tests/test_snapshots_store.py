@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox.world import ShiftableClock
-from bot.snapshot_report import SnapshotPlan, milestone_text, snapshot_csv, snapshot_table
-from bot.lifecycle import RequestState
+from bot.core.snapshot_report import SnapshotPlan, milestone_text, snapshot_csv, snapshot_table
+from bot.core.lifecycle import RequestState
 from bot.store import NewTag, Store
 
 T1, T2 = "0b9c1e2a-5f3d-4c1b-9a7e-1234567890ab", "11111111-2222-3333-4444-555555555555"

@@ -6,7 +6,7 @@ import pytest
 from sqlite_utils import Database, Migrations
 
 from bot import store as store_module
-from bot.lifecycle import BatchState, RequestState
+from bot.core.lifecycle import BatchState, RequestState
 from bot.sandbox.world import ShiftableClock
 from bot.store import Credentials, NewTag, Store
 

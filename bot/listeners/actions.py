@@ -10,10 +10,10 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import blocks
-from bot.lifecycle import Action
+from bot.core import blocks
+from bot.core.lifecycle import Action
 from bot.listeners.errors import after_ack
-from bot.request_numbers import request_number
+from bot.core.request_numbers import request_number
 from bot.runtime import Services
 
 log = logging.getLogger(__name__)

@@ -11,13 +11,13 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import blocks, rules, tags
+from bot.core import blocks, rules, tags
 from bot.intake import Prepared
 from bot.listeners.errors import after_ack
 from bot.listeners.replies import explain_cc_error
 from bot.listeners.restore import on_restore
-from bot.mrkdwn import outside_text
-from bot.request_numbers import not_a_request_number, typed_request_number
+from bot.core.mrkdwn import outside_text
+from bot.core.request_numbers import not_a_request_number, typed_request_number
 from bot.runtime import Services
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,9 @@ from typing import Any
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
-from bot import slack_files, tags
+from bot.core import tags
+
+from bot import slack_files
 from bot.listeners.replies import explain_cc_error
 from bot.listeners.views import deliver_preview
 from bot.runtime import Services

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from bot.advice import OWN_ADVICE
-from bot.mrkdwn import outside_text_with_advice
-from bot.tags import InputError
+from bot.core.advice import OWN_ADVICE
+from bot.core.mrkdwn import outside_text_with_advice
+from bot.core.tags import InputError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
-from bot import tags
+from bot.core import tags
 from bot.listeners.errors import after_ack
 from bot.listeners.replies import explain_cc_error
 from bot.restores import views

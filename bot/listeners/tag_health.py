@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot import tag_health
+from bot.core import tag_health
 from bot.listeners.errors import after_ack
 from bot.listeners.replies import explain_cc_error
 from bot.listeners.views import deliver_preview

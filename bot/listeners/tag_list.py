@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import blocks, tag_pages
+from bot.core import blocks, tag_pages
 from bot.listeners.actions import clicked_request
 from bot.runtime import Services
 

@@ -11,9 +11,11 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from bot import blocks, rules, slack_files, tags
+from bot.core import blocks, rules, tags
+
+from bot import slack_files
 from bot.listeners.replies import explain_cc_error
-from bot.request_numbers import request_number
+from bot.core.request_numbers import request_number
 from bot.runtime import Services
 
 log = logging.getLogger(__name__)

@@ -381,7 +381,7 @@ def check_cc_tags(ctx: CheckContext) -> CheckResult:
 
 
 def check_cc_quota(ctx: CheckContext) -> CheckResult | None:
-    from bot.quota import budget_line
+    from bot.core.quota import budget_line
     from bot.store import utc_now
 
     name = "Constant Contact daily quota"

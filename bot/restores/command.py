@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot import tags
-from bot.request_numbers import not_a_request_number, typed_request_number
+from bot.core import tags
+from bot.core.request_numbers import not_a_request_number, typed_request_number
 
 USAGE = ('`/deletetags restore 12` restores every tag request #12 deleted; `/deletetags restore 12 "Spring Promo" '
          'reason: deleted by mistake` only the tags named (in quotes) or given by id.')

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from bot import quota
+from bot.core import quota
 from bot.intake import PREVIEW_TTL, TagCatalog
-from bot.lifecycle import RequestState
+from bot.core.lifecycle import RequestState
 from bot.quota_ledger import QuotaCheck
 from bot.restores import plan, views
 from bot.store import NewTag, Request, Store

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.blocks import (
+from bot.core.blocks import (
     ACTION_CANCEL,
     ACTION_CONFIRM,
     REASON_SHOWN,
@@ -19,7 +19,7 @@ from bot.blocks import (
     escape,
     section,
 )
-from bot.mrkdwn import TEXT_LIMIT, fit_lines
+from bot.core.mrkdwn import TEXT_LIMIT, fit_lines
 from bot.restores.plan import RestoreChoice, RestoreSummary, RestoreTag, TagResult
 
 LISTED = 15
@@ -38,7 +38,7 @@ class RestorePreview:
     restores_request: int
     choice: RestoreChoice
     reason: str | None
-    quota_line: str | None = None  # the Constant Contact calls it will take (bot.quota.estimate_line)
+    quota_line: str | None = None  # the Constant Contact calls it will take (bot.core.quota.estimate_line)
 
 
 def _tag_line(tag: RestoreTag) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot import blocks
+from bot.core import blocks
 from bot.sandbox.slack import Message
 from bot.sandbox.world import LEADS_GROUP, World
 from tests.e2e.helpers import add_tags, card, last_ephemeral, refreshed, request_to_card

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import rules, tags
-from bot.mrkdwn import outside_text
+from bot.core import rules, tags
+from bot.core.mrkdwn import outside_text
 from bot.sandbox.world import World
 from tests.e2e.helpers import card, last_ephemeral, preview_for, refreshed
 

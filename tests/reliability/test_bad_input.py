@@ -1,7 +1,7 @@
 """Bad input, end to end: every named case goes through the real app (slash command, file dropped in a
 DM, or the modal) and the test asserts the exact words the person gets back.
 
-Then property tests: random command text through the app (few examples) and through `bot.tags`
+Then property tests: random command text through the app (few examples) and through `bot.core.tags`
 (many), random file bytes, and random signed interaction payloads, which must never produce a 500,
 an apology or a state change.
 """
@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import tags
-from bot.mrkdwn import outside_text
+from bot.core import tags
+from bot.core.mrkdwn import outside_text
 from bot.sandbox.slack import Ephemeral
 from bot.sandbox.world import World
 from tests.reliability.support import (

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.mrkdwn import outside_text
+from bot.core.mrkdwn import outside_text
 from bot.sandbox.slack import Message
 from bot.sandbox.world import World
 from tests.reliability.support import (

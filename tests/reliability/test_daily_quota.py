@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot import quota
+from bot.core import quota
 from bot.sandbox.world import World
 from tests.reliability.support import (
     SimWall,

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from bot import intake, resolver, slack_files, tags
+from bot.core import resolver, tags
+
+from bot import intake, slack_files
 from bot.listeners import events
 from bot.sandbox.slack import Ephemeral
 from bot.sandbox.world import World

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot import blocks
-from bot.blocks import Block, TagLine
-from bot.request_numbers import request_number
+from bot.core import blocks
+from bot.core.blocks import Block, TagLine
+from bot.core.request_numbers import request_number
 
 VIEW_ALL_TAGS = "all_tags"
 ACTION_SHOW_TAGS = blocks.ACTION_SHOW_TAGS

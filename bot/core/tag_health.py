@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot import blocks
-from bot.blocks import Block
-from bot.resolver import AccountTag
+from bot.core import blocks
+from bot.core.blocks import Block
+from bot.core.resolver import AccountTag
 
 ACTION_PREVIEW_RULE = "health_preview_rule"
 LARGEST_SHOWN = 5

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.blocks import TagLine
-from bot.tag_pages import TAGS_PER_PAGE, all_tags_modal, page_count, parse_page_value
+from bot.core.blocks import TagLine
+from bot.core.tag_pages import TAGS_PER_PAGE, all_tags_modal, page_count, parse_page_value
 
 
 def tags(n: int, name_length: int = 20) -> list[TagLine]:

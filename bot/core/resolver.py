@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, Protocol
 
-from bot.tags import BATCH_SIZE, Selection, name_key
+from bot.core.tags import BATCH_SIZE, Selection, name_key
 
 
 class AccountTag(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.tag_changes import TagFacts, material_changes
+from bot.core.tag_changes import TagFacts, material_changes
 
 LARGE = 10_000
 

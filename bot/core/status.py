@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.blocks import STATE_LABELS, count, progress_bar
-from bot.quota import hold_line
+from bot.core.blocks import STATE_LABELS, count, progress_bar
+from bot.core.quota import hold_line
 
 STATUS_QUESTION = re.compile(
     r"(?ix)"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bot.config import Settings
 from bot.constant_contact import parse_activity
-from bot.polling import (
+from bot.core.polling import (
     GROWTH,
     MARGIN,
     Bounds,
@@ -32,7 +32,7 @@ from bot.sandbox.constant_contact import activity_json
 from bot.store import Batch
 
 # `benchmarks` is not installed: make the repository root importable, as benchmarks/run.py does.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks import polling_model  # noqa: E402
 
 BOUNDS = Bounds(2.0, 60.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.mrkdwn import outside_text
+from bot.core.mrkdwn import outside_text
 
 # ASCII digits only: str.isdigit() also accepts "²", "①" or "٣", which int() then refuses or reads
 # as another number. Eleven digits at most, so that the number fits SQLite's integer.

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.mrkdwn import TEXT_LIMIT, fit_lines, one_line, outside_text
-from bot.tag_changes import is_large
+from bot.core.mrkdwn import TEXT_LIMIT, fit_lines, one_line, outside_text
+from bot.core.tag_changes import is_large
 
 Block = dict[str, Any]
 SECTION_LIMIT = 2900
@@ -63,10 +63,10 @@ class PreviewView:
     junk_summary: str | None = None
     reason: str | None = None
     large_threshold: int = 0
-    rule: str | None = None  # the tags were found by this rule (bot.rules), evaluated once, now
+    rule: str | None = None  # the tags were found by this rule (bot.core.rules), evaluated once, now
     account_tag_count: int | None = None  # how many tags the account had when the rule was evaluated
-    quota_line: str | None = None  # the Constant Contact calls it will take (bot.quota.estimate_line)
-    snapshot_line: str | None = None  # whether a snapshot is taken first (bot.snapshot_report.SnapshotPlan)
+    quota_line: str | None = None  # the Constant Contact calls it will take (bot.core.quota.estimate_line)
+    snapshot_line: str | None = None  # whether a snapshot is taken first (bot.core.snapshot_report.SnapshotPlan)
 
 
 @dataclass(frozen=True)
@@ -104,9 +104,9 @@ class CardView:
     started: bool = False  # a batch went out before the request was stopped for approval again
     rule: str | None = None
     account_tag_count: int | None = None
-    quota_line: str | None = None  # the Constant Contact calls it will take (bot.quota.estimate_line)
-    snapshot_line: str | None = None  # whether a snapshot is taken first (bot.snapshot_report.SnapshotPlan)
-    hold_line: str | None = None  # held for the daily quota until its reset (bot.quota.hold_line)
+    quota_line: str | None = None  # the Constant Contact calls it will take (bot.core.quota.estimate_line)
+    snapshot_line: str | None = None  # whether a snapshot is taken first (bot.core.snapshot_report.SnapshotPlan)
+    hold_line: str | None = None  # held for the daily quota until its reset (bot.core.quota.hold_line)
     # A restore's card (bot.restores.views) opens with its own lines and title, and runs as "Restoring".
     intro: str | None = None
     title: str | None = None
@@ -134,7 +134,7 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> d
     return element
 
 
-escape = outside_text  # the one rule for outside text (bot.mrkdwn), under the name callers know
+escape = outside_text  # the one rule for outside text (bot.core.mrkdwn), under the name callers know
 
 
 def plural(noun: str) -> str:

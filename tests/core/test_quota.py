@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from bot import quota
+from bot.core import quota
 from bot.constant_contact import CallSeen
 from bot.quota_ledger import QuotaLedger
 from bot.store import Store

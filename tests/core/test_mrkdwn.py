@@ -1,5 +1,5 @@
-"""The one rule for outside text in Slack (bot.mrkdwn), request numbers, and the length limits of
-every text the bot builds from lists (bot.blocks, bot.summary)."""
+"""The one rule for outside text in Slack (bot.core.mrkdwn), request numbers, and the length limits of
+every text the bot builds from lists (bot.core.blocks, bot.core.summary)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import blocks
-from bot.mrkdwn import ENTITIES, LOOK_ALIKES, fit_lines, one_line, outside_text
-from bot.request_numbers import not_a_request_number, request_number, typed_request_number
-from bot.summary import summarise
+from bot.core import blocks
+from bot.core.mrkdwn import ENTITIES, LOOK_ALIKES, fit_lines, one_line, outside_text
+from bot.core.request_numbers import not_a_request_number, request_number, typed_request_number
+from bot.core.summary import summarise
 
 FORMATTING = "*_~`"
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
@@ -204,8 +204,8 @@ def test_app_home_stays_within_a_section(count: int) -> None:
 
 
 def test_our_own_advice_at_the_end_of_an_error_keeps_its_code_and_the_rest_is_escaped() -> None:
-    from bot.advice import CC_AUTH_HINT, OWN_ADVICE
-    from bot.mrkdwn import outside_text_with_advice
+    from bot.core.advice import CC_AUTH_HINT, OWN_ADVICE
+    from bot.core.mrkdwn import outside_text_with_advice
 
     text = f"Constant Contact said `<!here>` *no*. {CC_AUTH_HINT}"
     shown = outside_text_with_advice(text, OWN_ADVICE, 200)

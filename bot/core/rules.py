@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
-from bot.mrkdwn import outside_text
+from bot.core.mrkdwn import outside_text
 
 RULE_WORDS = frozenset({"empty", "matching", "created"})
 MAX_PATTERN_LENGTH = 255  # Constant Contact's longest tag name

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.advice import OWN_ADVICE
-from bot.mrkdwn import outside_text_with_advice
+from bot.core.advice import OWN_ADVICE
+from bot.core.mrkdwn import outside_text_with_advice
 
 CLEAN_BATCH_STATES = ("completed", "reconciled")
 ERROR_SHOWN = 300  # characters of one of Constant Contact's errors in a reason

@@ -1,4 +1,4 @@
-"""bot.rules: reading rules, and which tags they match."""
+"""bot.core.rules: reading rules, and which tags they match."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.rules import RuleError, parse_rule
+from bot.core.rules import RuleError, parse_rule
 
 
 @dataclass(frozen=True)

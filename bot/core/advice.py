@@ -1,7 +1,7 @@
 """Our own advice at the end of an error's text. Pure.
 
 Errors that come back from Constant Contact are outside text, escaped whole when shown in Slack. The
-sentences below are ours, written in mrkdwn: `bot.mrkdwn.outside_text_with_advice` keeps them as they
+sentences below are ours, written in mrkdwn: `bot.core.mrkdwn.outside_text_with_advice` keeps them as they
 are, so that the command to run still reads as code.
 """
 

@@ -1,4 +1,4 @@
-"""bot.tags: command text, free text and file parsing, resolution against the account, batching."""
+"""bot.core.tags: command text, free text and file parsing, resolution against the account, batching."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import resolver, tags
-from bot.resolver import TagIndex, batches, resolve
-from bot.tags import (
+from bot.core import resolver, tags
+from bot.core.resolver import TagIndex, batches, resolve
+from bot.core.tags import (
     USAGE,
     Command,
     InputError,
@@ -795,7 +795,7 @@ def test_trimmed_characters_are_exactly_whitespace_and_zero_width() -> None:
     assert tags._trim("\u200b \ufeff\u3000 a \u2060\x85\u200b") == "a"
 
 
-PURE_NEIGHBOURS = {"bot.mrkdwn", "bot.rules"}  # pure modules of the bot that the parser may use
+PURE_NEIGHBOURS = {"bot.core.mrkdwn", "bot.core.rules"}  # pure modules of the bot that the parser may use
 
 
 def imports_of(path: str) -> set[str]:
@@ -810,15 +810,15 @@ def imports_of(path: str) -> set[str]:
 
 
 def test_module_imports_only_the_standard_library() -> None:
-    # bot.mrkdwn (the rule for outside text in Slack) and bot.rules (what a rule's first word is) are
+    # bot.core.mrkdwn (the rule for outside text in Slack) and bot.core.rules (what a rule's first word is) are
     # the modules of the bot it may use; they import only the standard library and each other.
-    from bot import mrkdwn, rules
+    from bot.core import mrkdwn, rules
 
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
     imported = imports_of(tags.__file__)
     assert imported and imported <= stdlib | PURE_NEIGHBOURS
     assert imports_of(mrkdwn.__file__) <= stdlib
-    assert imports_of(rules.__file__) <= stdlib | {"bot.mrkdwn"}
+    assert imports_of(rules.__file__) <= stdlib | {"bot.core.mrkdwn"}
 
 
 # ---------------------------------------------------------------- properties

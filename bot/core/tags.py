@@ -55,8 +55,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from bot.mrkdwn import outside_text
-from bot.rules import RULE_WORDS
+from bot.core.mrkdwn import outside_text
+from bot.core.rules import RULE_WORDS
 
 MAX_ENTRIES = 5000
 MAX_FILE_BYTES = 5_000_000
@@ -293,7 +293,7 @@ def parse_command(text: str, *, max_entries: int = MAX_ENTRIES) -> Command:
         argument = _trim(words[1]) if len(words) > 1 else ""
         return Command(subcommand, argument=argument or None)
     tokens, reason = _tokens_and_reason(decoded)
-    if words[0].lower() in RULE_WORDS:  # a rule (bot.rules), read with the reason set apart
+    if words[0].lower() in RULE_WORDS:  # a rule (bot.core.rules), read with the reason set apart
         end = tokens[-1].end if tokens else 0
         return Command("rule", argument=_trim(decoded[:end].translate(_DROP_ZERO_WIDTH)), reason=reason)
     items = _items_from_tokens(decoded, tokens)
