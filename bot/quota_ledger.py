@@ -55,8 +55,9 @@ class QuotaCheck:
     def estimate(self, contact_counts: Sequence[int | None], account_tags: int, snapshot: bool = False) -> Estimate:
         return quota.estimate(contact_counts, account_tags, self.poll_min, self.poll_max, snapshot)
 
-    def restore_estimate(self, activity_contacts: Sequence[int], tags: int) -> Estimate:
-        return quota.restore_estimate(activity_contacts, tags, self.poll_min, self.poll_max)
+    def restore_estimate(self, activity_contacts: Sequence[int], tags: int, names_taken: int = 0,
+                         account_tags: int = 0) -> Estimate:
+        return quota.restore_estimate(activity_contacts, tags, self.poll_min, self.poll_max, names_taken, account_tags)
 
     def refusal(self, estimate: Estimate) -> str | None:
         """Why a preview cannot go on, or None when the request can finish today."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,15 +65,19 @@ class Snapshots:
         self.store.start_snapshot(batch.request_id, batch.batch_no)
         listings = list(groups(tag_ids))
         failed = threading.Event()  # one listing failed: the others stop at their next page
-        with ThreadPoolExecutor(max_workers=min(LISTINGS_AT_ONCE, len(listings)) or 1,
-                                thread_name_prefix="snapshot") as pool:
-            for done in [pool.submit(self._list, batch, group, failed) for group in listings]:
-                done.result()  # raises what the listing raised: the snapshot stays incomplete
+        pool = ThreadPoolExecutor(max_workers=min(LISTINGS_AT_ONCE, len(listings)) or 1, thread_name_prefix="snapshot")
+        try:
+            for done in as_completed([pool.submit(self._list, batch, group, failed) for group in listings]):
+                done.result()  # the first failure is raised: the snapshot stays incomplete
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # listings not begun never begin
         snapshot = self.store.complete_snapshot(batch.request_id, batch.batch_no)
         log.info("snapshot recorded", extra={"request_id": str(batch.request_id), "outcome": "snapshot"})
         return snapshot
 
     def _list(self, batch: Batch, tag_ids: list[str], failed: threading.Event) -> None:
+        if failed.is_set():
+            return
         try:
             for page in self.cc().contacts_tagged(tag_ids):  # each contact's tag_ids: only the asked ones
                 if failed.is_set():

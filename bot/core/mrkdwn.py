@@ -56,7 +56,7 @@ def outside_text_with_advice(text: str, advice: Sequence[str], limit: int | None
     """Like `outside_text`, except that a sentence of our own advice at the end (one of `advice`,
     written in mrkdwn by us) is kept as it is, so that its `commands` still read as code."""
     for own in advice:
-        if text.endswith(own) and len(own) < len(text):
+        if text.endswith(own) and len(own) < len(text) and (limit is None or limit > 2 * len(own)):
             head = text[: -len(own)].rstrip()
             return f"{outside_text(head, None if limit is None else max(limit - len(own) - 1, 1))} {own}"
     return outside_text(text, limit)

@@ -122,11 +122,15 @@ def estimate(contact_counts: Sequence[int | None], account_tags: int, poll_min: 
     )
 
 
-def restore_estimate(activity_contacts: Sequence[int], tags: int, poll_min: float, poll_max: float) -> Estimate:
-    """A restore: one POST /contact_tags per tag, one tagging activity per entry of `activity_contacts`
-    (its contacts), each polled like a delete."""
-    return Estimate(checks=tags, deletes=len(activity_contacts),
-                    polls=sum(expected_polls(c, poll_min, poll_max) for c in activity_contacts), restore=True)
+def restore_estimate(activity_contacts: Sequence[int], tags: int, poll_min: float, poll_max: float,
+                     names_taken: int = 0, account_tags: int = 0) -> Estimate:
+    """A restore: one POST /contact_tags per tag, and for each name already taken (409) a listing of
+    the account to find that tag; one tagging activity per entry of `activity_contacts` that has
+    contacts (a tag on none posts nothing), each polled like a delete."""
+    posted = [c for c in activity_contacts if c > 0]
+    lookups = names_taken * max(1, math.ceil(account_tags / MAX_TAG_IDS))
+    return Estimate(checks=tags + lookups, deletes=len(posted),
+                    polls=sum(expected_polls(c, poll_min, poll_max) for c in posted), restore=True)
 
 
 SNAPSHOT_PAGE_CONTACTS = 500  # GET /contacts answers up to 500 contacts a page
@@ -152,7 +156,8 @@ def until_reset(now: datetime) -> str:
 
 def estimate_line(estimate: Estimate) -> str:
     if estimate.restore:
-        return (f"About {estimate.total:,} Constant Contact calls: {estimate.checks:,} to create the tags, "
+        return (f"About {estimate.total:,} Constant Contact calls: {estimate.checks:,} to create the tags "
+                "(and find those whose name is taken), "
                 f"{estimate.deletes:,} tagging {'request' if estimate.deletes == 1 else 'requests'}, "
                 f"~{estimate.polls:,} status polls.")
     return (f"About {estimate.total:,} Constant Contact calls: {estimate.checks:,} to re-read the tags before "

@@ -60,15 +60,15 @@ def _navigation(request_id: int, page: int, pages: int) -> Block | None:
     return {"type": "actions", "block_id": f"tags_page:{request_id}", "elements": buttons} if buttons else None
 
 
-def _line(tag: TagLine, large_threshold: int, not_deleted_because: str | None) -> str:
-    line = blocks.tag_line(tag, large_threshold)
-    return line if not_deleted_because is None else f"{line} — :x: not deleted: {not_deleted_because}"
+def _line(tag: TagLine, large_threshold: int, not_done_because: str | None, done: str) -> str:
+    line = blocks.tag_line(tag, large_threshold, old_ids=done == "restored")
+    return line if not_done_because is None else f"{line} — :x: not {done}: {not_done_because}"
 
 
 def all_tags_modal(request_id: int, tags: Sequence[TagLine], page: int, large_threshold: int,
-                   not_deleted: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """`not_deleted`: for a finished request, the reason (mrkdwn) of each tag it did not delete;
-    those come first, so the summary's "…and N more" can point here."""
+                   not_deleted: Mapping[str, str] | None = None, done: str = "deleted") -> dict[str, Any]:
+    """`not_deleted`: for a finished request, the reason (mrkdwn) of each tag it did not delete (or,
+    `done="restored"`, restore); those come first, so the summary's "…and N more" can point here."""
     not_deleted = not_deleted or {}
     ordered = sorted(blocks.largest_first(tags), key=lambda t: t.tag_id not in not_deleted)
     pages = page_count(len(ordered))
@@ -77,10 +77,10 @@ def all_tags_modal(request_id: int, tags: Sequence[TagLine], page: int, large_th
     large = sum(1 for t in ordered if blocks.is_large_tag(t, large_threshold))
     heading = (f"*Request #{request_id}*: {blocks.count(len(ordered), 'tag')}, largest first"
                + (f"; {blocks.count(large, 'large tag')} ({large_threshold:,}+ contacts)" if large else "")
-               + (f"; {blocks.count(len(not_deleted), 'tag')} not deleted, listed first" if not_deleted else "")
+               + (f"; {blocks.count(len(not_deleted), 'tag')} not {done}, listed first" if not_deleted else "")
                + f". Page {page + 1} of {pages}.")
     body: list[Block] = [blocks.section(heading)]
-    body += _packed_sections([_line(t, large_threshold, not_deleted.get(t.tag_id)) for t in shown])
+    body += _packed_sections([_line(t, large_threshold, not_deleted.get(t.tag_id), done) for t in shown])
     navigation = _navigation(request_id, page, pages)
     if navigation is not None:
         body.append(navigation)

@@ -21,12 +21,14 @@ UNKNOWN_REQUEST = "That button does not belong to a request I know."
 
 
 def _modal(services: Services, request_id: int, page: int) -> dict[str, Any] | None:
-    if services.store.get_request(request_id) is None:
+    request = services.store.get_request(request_id)
+    if request is None:
         return None
     rows = services.store.request_tags(request_id)
     lines = [blocks.TagLine(t.tag_id, t.name, t.contacts_count) for t in rows]
-    not_deleted = {t.tag_id: t.outcome_detail or "" for t in rows if t.outcome and t.outcome != "deleted"}
-    return tag_pages.all_tags_modal(request_id, lines, page, services.settings.large_tag_contacts, not_deleted)
+    done = "restored" if request.is_restore else "deleted"
+    not_done = {t.tag_id: t.outcome_detail or "" for t in rows if t.outcome and t.outcome != done}
+    return tag_pages.all_tags_modal(request_id, lines, page, services.settings.large_tag_contacts, not_done, done)
 
 
 def register(app: App, services: Services) -> None:

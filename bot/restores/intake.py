@@ -93,7 +93,8 @@ class RestoreIntake:
         estimate = None
         if self.quota_check is not None:
             estimate = self.quota_check.restore_estimate(
-                [count for _, _, count in plan.chunks((t.old_tag_id, t.contacts) for t in choice.tags)], len(choice.tags))
+                [count for _, _, count in plan.chunks((t.old_tag_id, t.contacts) for t in choice.tags)], len(choice.tags),
+                sum(1 for t in choice.tags if t.existing_tag_id), len(listing.account_tags))
             refusal = self.quota_check.refusal(estimate)
             if refusal:
                 return refusal

@@ -14,8 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.core.mrkdwn import outside_text
+
 CONTACTS_PER_ACTIVITY = 500  # contacts_taggings_add: source.contact_ids holds at most 500 ids
 CLEAN_BATCH_STATES = ("completed", "reconciled")
+PROBLEM_SHOWN = 300  # characters of why a tag was not restored
 # How Constant Contact names a contact it did not tag, and says when that is because it is deleted.
 _CONTACT = re.compile(r"contact\s+([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", re.IGNORECASE)
 _DELETED = re.compile(r"\bdeleted\b", re.IGNORECASE)
@@ -209,8 +212,10 @@ class RestoreSummary:
 
     @property
     def outcomes(self) -> dict[str, tuple[str, str | None]]:
-        return {r.old_tag_id: ("restored", None) if r.problem is None else ("not_restored", r.problem)
-                for r in self.results}
+        """Per old tag id: its outcome and, when not restored, why (mrkdwn: Constant Contact's words escaped,
+        as the "See all tags" modal shows a deletion's reasons)."""
+        return {r.old_tag_id: ("restored", None) if r.problem is None
+                else ("not_restored", outside_text(r.problem, PROBLEM_SHOWN)) for r in self.results}
 
 
 def _tag_result(tag: RestoredTagLike, batches: Sequence[BatchLike]) -> TagResult:

@@ -20,7 +20,7 @@ from bot.core.blocks import (
     section,
 )
 from bot.core.mrkdwn import TEXT_LIMIT, fit_lines
-from bot.restores.plan import RestoreChoice, RestoreSummary, RestoreTag, TagResult
+from bot.restores.plan import PROBLEM_SHOWN, RestoreChoice, RestoreSummary, RestoreTag, TagResult
 
 LISTED = 15
 OUTCOME_LINES = {
@@ -116,7 +116,7 @@ def _result_line(result: TagResult) -> str:
     where = ("into the existing tag" if result.into == "existing" else "as a new tag")
     tag = f" {where} `{escape(result.tag_id)}`" if result.tag_id else ""
     deleted = f", {result.deleted:,} deleted" if result.deleted else ""
-    problem = f" — :warning: {escape(result.problem, 300)}" if result.problem else ""
+    problem = f" — :warning: {escape(result.problem, PROBLEM_SHOWN)}" if result.problem else ""
     return f"• *{escape(result.name)}*{tag}: {count(result.tagged, 'contact')} tagged again{deleted}{problem}"
 
 

@@ -44,3 +44,10 @@ def test_any_button_value_parses_or_is_refused(value: str) -> None:
 def test_unicode_digits_are_refused() -> None:
     assert parse_page_value("²:1") is None and parse_page_value("1:①") is None
     assert parse_page_value("12:3") == (12, 3)
+
+
+def test_a_restores_modal_says_not_restored_and_shows_the_old_ids_as_old() -> None:
+    tags = [TagLine("0b9c1e2a-5f3d-4c1b-9a7e-1234567890ab", "Spring", 3)]
+    modal = str(all_tags_modal(7, tags, 0, 0, {tags[0].tag_id: "activity ended `failed`"}, done="restored"))
+    assert "1 tag not restored, listed first" in modal and ":x: not restored: activity ended `failed`" in modal
+    assert "(was `0b9c1e2a-5f3d-4c1b-9a7e-1234567890ab`)" in modal and "not deleted" not in modal

@@ -62,7 +62,7 @@ def test_three_deleted_tags_come_back_with_their_names_on_exactly_their_373_cont
     shown = str(preview.blocks)
     assert "3 tags to recreate" in shown and "*373 contacts* again" in shown
     assert f"undoing request #{request_id}" in shown and "cannot give back the old tag ids" in shown
-    assert "3 to create the tags, 3 tagging requests" in shown  # its Constant Contact calls, as for a deletion
+    assert "3 to create the tags (and find those whose name is taken), 3 tagging requests" in shown  # its Constant Contact calls, as for a deletion
     assert f"undoes request #{request_id}" in str(restore_card.blocks)
     world.driver.open_home(world.people.approver)
     home = world.driver.wait_for(lambda: world.slack.home(world.people.approver), what="the approver's home")

@@ -96,6 +96,14 @@ def test_a_contact_refused_for_another_reason_costs_only_that_contact() -> None:
     assert plan.untagged_contacts([full]) == {CONTACT.format(3): full} and plan.batch_errors([full]) == []
 
 
+def test_why_a_tag_was_not_restored_is_kept_as_escaped_mrkdwn() -> None:
+    tags = [RequestTag(OLD[0], "Spring", 0, restored_tag_id="n1", restored_into="new")]
+    crafted = f"Contact {CONTACT.format(4)} not tagged: <!channel> <https://evil.example|click> *now*"
+    (outcome, why), = plan.summarise(tags, [Batch(OLD[0], "completed", 2, (crafted,))]).outcomes.values()
+    assert outcome == "not_restored"
+    assert "&lt;!channel&gt;" in why and "<" not in why and "*" not in why
+
+
 def test_the_restore_command_reads_a_request_number_then_names_ids_and_a_reason() -> None:
     assert parse_restore("#12") == RestoreCommand(12)
     assert parse_restore(f'12 "Spring Promo" {OLD[0].upper()} reason: oops') == RestoreCommand(
