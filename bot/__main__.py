@@ -153,9 +153,9 @@ def snapshot(request_id: int, as_csv: bool) -> None:
         sys.exit(1)
     store = Store(settings.db_path)
     try:
-        recorded = [s for s in store.snapshots(request_id) if s.state == "complete"]
-        if not recorded:
-            purged = any(s.state == "purged" for s in store.snapshots(request_id))
+        states = {s.state for s in store.snapshots(request_id)}
+        if "complete" not in states:
+            purged = "purged" in states
             why = "was purged after SNAPSHOT_RETENTION_DAYS" if purged else "was recorded"
             click.echo(f"deletetags-bot snapshot: no snapshot of request #{request_id} {why}.", err=True)
             sys.exit(1)

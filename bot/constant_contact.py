@@ -615,16 +615,7 @@ def _next_utc_midnight(now: float) -> datetime:
 
 
 def _valid_tag_ids(tag_ids: Sequence[str]) -> list[str]:
-    if isinstance(tag_ids, str):
-        raise ValueError("tag_ids must be a list of tag ids, not one string")
-    ids = list(dict.fromkeys(tag_ids))
-    if not ids:
-        raise ValueError("at least one tag id is needed")
-    if len(ids) > MAX_TAG_IDS:
-        raise ValueError(f"one activity deletes at most {MAX_TAG_IDS} tags; got {len(ids)}")
-    if not all(isinstance(i, str) and i.strip() for i in ids):
-        raise ValueError("every tag id must be a non-empty string")
-    return ids
+    return _valid_ids(tag_ids, MAX_TAG_IDS, "tag ids", "one activity deletes")
 
 
 def _valid_ids(ids: Sequence[str], most: int, what: str, where: str) -> list[str]:

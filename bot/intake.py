@@ -91,18 +91,14 @@ class Prepared:
     message: str | None = None
 
 
-def _lines(resolved: Sequence[Any]) -> list[blocks.TagLine]:
-    return [blocks.TagLine(t.tag_id, t.name, t.contacts_count) for t in resolved]
-
-
 def nothing_matched(selection: tags.Selection, resolution: resolver.Resolution) -> str:
     parts = [f"None of the {selection.entry_count:,} entries matches exactly one tag in Constant Contact, so there is nothing to delete."]
     if resolution.unknown_ids:
-        parts.append("Unknown ids: " + ", ".join(f"`{i}`" for i in resolution.unknown_ids[:10]))
+        parts.append("Unknown ids: " + ", ".join(f"`{blocks.escape(i)}`" for i in resolution.unknown_ids[:10]))
     if resolution.unknown_names:
         parts.append("Unknown names: " + ", ".join(f"“{blocks.escape(n)}”" for n in resolution.unknown_names[:10]))
     for ambiguity in resolution.ambiguous[:5]:
-        ids = ", ".join(f"`{c.tag_id}`" for c in ambiguity.candidates[:5])
+        ids = ", ".join(f"`{blocks.escape(c.tag_id)}`" for c in ambiguity.candidates[:5])
         parts.append(f"“{blocks.escape(ambiguity.name)}” matches several tags ({ids}): use the id.")
     return "\n".join(parts)
 
@@ -128,12 +124,11 @@ class Intake:
         estimate = self.quota_check.estimate(contact_counts, account_tags, snapshot)
         return estimate, self.quota_check.refusal(estimate)
 
-    def _costed(self, request_id: int, estimate: quota.Estimate | None, view: blocks.PreviewView) -> Prepared:
+    def _costed(self, estimate: quota.Estimate | None, view: blocks.PreviewView) -> Prepared:
         if self.snapshot_plan is not None:
             view = replace(view, snapshot_line=self.snapshot_plan(view.total_contacts).line())
         if estimate is None:
             return Prepared(preview=view)
-        self.store.update_request(request_id, quota_estimate=estimate.as_record())
         return Prepared(preview=replace(view, quota_line=quota.estimate_line(estimate)))
 
     def prepare(self, *, user_id: str, team_id: str | None, channel_id: str | None, source: str,
@@ -154,10 +149,10 @@ class Intake:
             reason=reason, required_approvals=self.required_approvals,
             tags=[NewTag(t.tag_id, t.name, t.contacts_count, t.matched_by) for t in resolution.tags],
             unresolved=_unresolved(selection, resolution), expires_at=self.clock() + PREVIEW_TTL,
+            quota_estimate=estimate.as_record() if estimate else None,
         )
         log.info("draft created", extra={"request_id": str(request_id), "actor": user_id, "outcome": "draft"})
-        return self._costed(request_id, estimate,
-                            preview_of(request_id, selection, resolution, reason, self.large_tag_contacts))
+        return self._costed(estimate, preview_of(request_id, selection, resolution, reason, self.large_tag_contacts))
 
 
     def prepare_rule(self, *, user_id: str, team_id: str | None, channel_id: str | None, source: str,
@@ -180,11 +175,11 @@ class Intake:
             requester_id=user_id, team_id=team_id, origin_channel=channel_id, source=source, reason=reason,
             required_approvals=self.required_approvals, tags=found, expires_at=self.clock() + PREVIEW_TTL,
             rule=rule.text, account_tag_count=len(listing.account_tags),
+            quota_estimate=estimate.as_record() if estimate else None,
         )
         log.info("draft created by rule", extra={"request_id": str(request_id), "actor": user_id, "outcome": "draft"})
-        lines = [blocks.TagLine(t.tag_id, t.name, t.contacts_count) for t in found]
-        return self._costed(request_id, estimate, blocks.PreviewView(
-            request_id=request_id, tags=lines, total_contacts=sum(t.contacts_count or 0 for t in found),
+        return self._costed(estimate, blocks.PreviewView(
+            request_id=request_id, tags=blocks.tag_lines(found), total_contacts=sum(t.contacts_count or 0 for t in found),
             batch_count=batch_count(len(found)), reason=reason, large_threshold=self.large_tag_contacts,
             rule=rule.text, account_tag_count=len(listing.account_tags),
         ))
@@ -215,12 +210,12 @@ def preview_of(request_id: int, selection: tags.Selection, resolution: resolver.
                reason: str | None, large_threshold: int = 0) -> blocks.PreviewView:
     return blocks.PreviewView(
         request_id=request_id,
-        tags=_lines(resolution.tags),
+        tags=blocks.tag_lines(resolution.tags),
         total_contacts=resolution.total_contacts,
         batch_count=resolution.batch_count(),
         unknown_ids=resolution.unknown_ids,
         unknown_names=resolution.unknown_names,
-        ambiguous=[(a.name, _lines(a.candidates)) for a in resolution.ambiguous],
+        ambiguous=[(a.name, blocks.tag_lines(a.candidates)) for a in resolution.ambiguous],
         duplicates=resolution.duplicates,
         junk_summary=selection.junk_summary() if selection.junk_count else None,
         reason=reason,

@@ -29,8 +29,7 @@ class Gauges:
 
     requests_by_state: Callable[[], Mapping[str, int]]
     activities_in_flight: Callable[[], int]
-    quota_used_today: Callable[[], int]
-    quota_left_today: Callable[[], int]
+    quota_today: Callable[[], tuple[int, int]]  # calls used today, and left (one read of the ledger)
     quota_limit: int
     outbox_depth: Callable[[], int]
     oldest_in_flight_seconds: Callable[[], float]
@@ -48,11 +47,11 @@ class _ScrapedGauges(Collector):
         yield states
         yield GaugeMetricFamily("deletetags_activities_in_flight",
                                 "Constant Contact activities submitted and not yet ended.", g.activities_in_flight())
+        used, left = g.quota_today()
         yield GaugeMetricFamily("deletetags_cc_quota_used_today",
-                                "Constant Contact calls counted today (UTC day) by the quota ledger.",
-                                g.quota_used_today())
+                                "Constant Contact calls counted today (UTC day) by the quota ledger.", used)
         yield GaugeMetricFamily("deletetags_cc_quota_left_today",
-                                "Constant Contact calls left today before the daily quota.", g.quota_left_today())
+                                "Constant Contact calls left today before the daily quota.", left)
         yield GaugeMetricFamily("deletetags_cc_quota_limit", "Constant Contact calls allowed per UTC day.",
                                 g.quota_limit)
         yield GaugeMetricFamily("deletetags_oldest_in_flight_seconds",
@@ -81,9 +80,8 @@ class Metrics:
                                           ["method"], registry=r)
         self.ack_seconds = Histogram("deletetags_slack_ack_seconds", "Time to answer (ack) a Slack request.",
                                      buckets=ACK_BUCKETS, registry=r)
-        # The undo feature's contact snapshots will count their pages here; none exist yet.
-        self.snapshot_pages = Counter("deletetags_snapshot_pages", "Contact snapshot pages fetched before "
-                                      "deleting (no snapshot feature yet: always 0).", registry=r)
+        self.snapshot_pages = Counter("deletetags_snapshot_pages", "Pages of GET /contacts recorded in the "
+                                      "snapshots taken before deleting.", registry=r)
 
     def watch(self, gauges: Gauges) -> None:
         self.registry.register(_ScrapedGauges(gauges))

@@ -77,11 +77,11 @@ class Notifier:
     # --- the card --------------------------------------------------------------------------
 
     def card_view(self, request: Request, outcome: str | None = None) -> blocks.CardView:
-        tags = [blocks.TagLine(t.tag_id, t.name, t.contacts_count) for t in self.store.request_tags(request.id)]
+        tags = blocks.tag_lines(self.store.request_tags(request.id))
         view = self._card_view(request, tags, outcome)
         if not request.is_restore or request.restores_request is None:
             return view
-        activities = sum(restore_plan.activities_for(t.contacts_count or 0) or 1 for t in tags)
+        activities = restore_plan.activity_count(t.contacts_count or 0 for t in tags)
         return replace(view, batch_count=activities, snapshot_line=None, running_label="Restoring",
                        intro=restore_views.card_intro(request.id, request.restores_request, request.requester_id,
                                                       len(tags), request.total_contacts, activities),

@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.app import build_app
 from bot.config import Settings
+from bot.ops.check import BAD_TOKEN_ERRORS, slack_error_code
 from bot.runtime import Services
 from bot.server import HttpServer
 
@@ -53,7 +54,7 @@ def slack_token_accepted(settings: Settings) -> bool:
     try:
         answer = client.auth_test()
     except SlackApiError as error:
-        return _starting_despite(str(error.response.get("error") or f"HTTP {error.response.status_code}"))
+        return _starting_despite(slack_error_code(error))
     except (OSError, SlackClientError) as error:
         log.warning("could not reach Slack at %s to check SLACK_BOT_TOKEN (%s); starting anyway",
                     urlsplit(settings.slack_api_url).netloc, type(error).__name__, extra={"event": "startup"})
@@ -64,8 +65,6 @@ def slack_token_accepted(settings: Settings) -> bool:
 
 
 def _starting_despite(code: str) -> bool:
-    from bot.ops.check import BAD_TOKEN_ERRORS
-
     if code in BAD_TOKEN_ERRORS:
         log.error("SLACK_BOT_TOKEN was refused by Slack (%s): %s", code, TOKEN_FIX, extra={"event": "startup"})
         return False

@@ -35,6 +35,7 @@ from bot.notifier import SUMMARY_KEY, Notifier, file_key
 from bot.quota_ledger import QuotaCheck
 from bot.restores import plan as restore_plan
 from bot.restores import views as restore_views
+from bot.restores.plan import RestoreSummary
 from bot.restores.work import RestoreWork
 from bot.snapshots import Snapshots
 from bot.store import Batch, Request, Store
@@ -166,10 +167,12 @@ class Runner:
 
     def submit_batch(self, batch_id: int) -> None:
         batch = self.store.batch(batch_id)
-        if batch is None or batch.state != BatchState.PENDING or not self._is_running(batch.request_id):
-            return  # a request stopped for approval again keeps its remaining batches pending
+        if batch is None or batch.state != BatchState.PENDING:
+            return
         request = self.store.get_request(batch.request_id)
-        if request is not None and request.is_restore:
+        if request is None or request.state != RequestState.RUNNING:
+            return  # a request stopped for approval again keeps its remaining batches pending
+        if batch.is_restore:
             self._submit_restore_batch(request, batch)
             return
         # Tags checked, snapshot recorded, and, when recording it took time, the tags checked again:
@@ -215,9 +218,8 @@ class Runner:
     def _send(self, batch: Batch, tag_ids: list[str]) -> Activity:
         """The batch's POST: its tags deleted, or (a restore's batch, whose contacts and tag are its
         own, so `tag_ids` is unused) its contacts tagged again."""
-        request = self.store.get_request(batch.request_id)
-        if request is not None and request.is_restore:
-            return self.restores.post(request, batch)
+        if batch.is_restore:
+            return self.restores.post(batch)
         return self.cc().create_tags_delete(tag_ids)
 
     def _post_batch(self, batch: Batch, tag_ids: list[str], expect: str, reconciled: bool = False) -> None:
@@ -242,10 +244,6 @@ class Runner:
         self._schedule_poll(batch.id, self.bounds.minimum)
         # The last batch to go out announces them all, also when it went out on a retry.
         self._announce_submitted(batch.request_id)
-
-    def _is_running(self, request_id: int) -> bool:
-        request = self.store.get_request(request_id)
-        return request is not None and request.state == RequestState.RUNNING
 
     # --- the check right before the irreversible POST ----------------------------------------
 
@@ -374,8 +372,7 @@ class Runner:
         batch = self.store.batch(batch_id)
         if batch is None or batch.state != BatchState.SUBMITTING:
             return
-        request = self.store.get_request(batch.request_id)
-        if request is not None and request.is_restore:
+        if batch.is_restore:
             # Tagging contacts that already carry the tag changes nothing: send it again.
             self.store.add_event(batch.request_id, "runner", "batch.reconciling", {"batch": batch_id, "resent": True})
             self._post_restore_batch(batch, reconciled=True)
@@ -492,7 +489,7 @@ class Runner:
             return
         self._forget(batch.id)
         # A restore's deleted contacts are expected: the summary counts them.
-        shown = restore_plan.unexpected_errors(activity.errors) if batch.tag_id else list(activity.errors)
+        shown = restore_plan.unexpected_errors(activity.errors) if batch.is_restore else list(activity.errors)
         if activity.state != BatchState.COMPLETED or shown:
             errors = "; ".join(outside_text(e, ERROR_SHOWN) for e in shown[:3]) or "no details given"
             self.notifier.post_once(batch.request_id, f"batch:{batch.batch_no}:problem",
@@ -515,12 +512,11 @@ class Runner:
         if not batches or any(b.state not in TERMINAL_BATCH_STATES for b in batches):
             return
         if request is not None and request.is_restore:
-            restored = restore_plan.summarise(self.store.request_tags(request_id), batches)
-            self.store.set_tag_outcomes(request_id, restored.outcomes)
-            target = RequestState(restored.final_state)
-            detail = {"restored": restored.restored, "not_restored": restored.not_restored,
-                      "tagged": restored.tagged, "deleted": restored.deleted}
-            summary = None
+            summary: Summary | RestoreSummary = restore_plan.summarise(self.store.request_tags(request_id), batches)
+            self.store.set_tag_outcomes(request_id, summary.outcomes)
+            target = RequestState(summary.final_state)
+            detail = {"restored": summary.restored, "not_restored": summary.not_restored,
+                      "tagged": summary.tagged, "deleted": summary.deleted}
         else:
             summary = self._verify_outcomes(request_id, batches)
             target = RequestState(summary.final_state)
@@ -543,7 +539,7 @@ class Runner:
         self.store.set_tag_outcomes(request_id, summary.outcomes)
         return summary
 
-    def post_summary(self, request_id: int, summary: Summary | None = None) -> None:
+    def post_summary(self, request_id: int, summary: Summary | RestoreSummary | None = None) -> None:
         request = self.store.get_request(request_id)
         if request is None or not request.is_terminal:
             return
@@ -557,15 +553,16 @@ class Runner:
         if self.store.notices(request_id).get(SUMMARY_KEY) != "posted":
             self._schedule(f"summary:{request_id}", self.post_summary, RETRY_SECONDS, request_id)
 
-    def _summary_text(self, request: Request, summary: Summary | None) -> str:
+    def _summary_text(self, request: Request, summary: Summary | RestoreSummary | None) -> str:
+        """`summary`: what finishing the request just decided; None after a restart (decided again)."""
         approvers = self.store.approvals(request.id)
-        tags, batches = self.store.request_tags(request.id), self.store.batches(request.id)
-        if request.is_restore and request.restores_request is not None:
-            return restore_views.summary_text(request.requester_id, request.id, request.restores_request,
-                                              restore_plan.summarise(tags, batches), approvers,
-                                              request.started_at, request.finished_at,
+        if summary is None:
+            tags, batches = self.store.request_tags(request.id), self.store.batches(request.id)
+            summary = restore_plan.summarise(tags, batches) if request.is_restore else summarise(tags, batches, None)
+        if isinstance(summary, RestoreSummary):
+            return restore_views.summary_text(request.requester_id, request.id, request.restores_request or 0,
+                                              summary, approvers, request.started_at, request.finished_at,
                                               int(request.unresolved.get("deleted_then") or 0))
-        summary = summary or summarise(tags, batches, None)
         recorded = any(s.state == "complete" for s in self.store.snapshots(request.id))
         footer = restore_views.undo_hint(request.id, self.retention_days) if recorded and summary.deleted else None
         return blocks.summary_text(request.requester_id, request.id, summary, approvers,

@@ -200,7 +200,7 @@ class Services:
         self.decisions.confirm_refusal = self.restore_intake.confirm_refusal
         self.snapshots = Snapshots(self.store, lambda: self.cc, self.settings, self.clock)
         self.runner.snapshots = self.snapshots
-        self.snapshots.on_page = self.notifier.refresh_card
+        self.snapshots.on_page = self._snapshot_page
         self.intake.snapshot_plan = self.snapshots.plan
         self.notifier.snapshot_plan = self.snapshots.plan
         self._watch_quota()
@@ -214,12 +214,15 @@ class Services:
         self.metrics.watch(Gauges(
             requests_by_state=self.store.count_requests_by_state,
             activities_in_flight=lambda: len(self.store.running_batches()),
-            quota_used_today=lambda: self.ledger.today().used,
-            quota_left_today=lambda: self.ledger.today().left,
+            quota_today=self._quota_today,
             quota_limit=self.settings.cc_daily_quota,
             outbox_depth=self.notifier.outbox.depth,
             oldest_in_flight_seconds=self._oldest_in_flight_seconds,
         ))
+
+    def _quota_today(self) -> tuple[int, int]:
+        day = self.ledger.today()
+        return day.used, day.left
 
     def _oldest_in_flight_seconds(self) -> float:
         since = self.store.oldest_in_flight_since()
@@ -235,6 +238,11 @@ class Services:
     def on_approved(self, request_id: int) -> None:
         log.info("approved", extra={"request_id": str(request_id), "outcome": "approved"})
         self.runner.start_request(request_id)
+
+    def _snapshot_page(self, request_id: int) -> None:
+        """A page of a snapshot recorded: counted, and the card's progress shows the recording."""
+        self.metrics.snapshot_pages.inc()
+        self.notifier.refresh_card(request_id)
 
     def card_progress(self, request_id: int) -> Any:
         request = self.store.get_request(request_id)

@@ -21,6 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.config import is_loopback_host
+from bot.core.mrkdwn import outside_text
 from bot.core.tags import quote_for_slack
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,8 @@ def describe(file: dict[str, Any], client: WebClient) -> SharedFile:
         try:
             file = client.files_info(file=file["id"])["file"]
         except SlackApiError as error:
-            raise FileProblem(f"I could not read that file ({error.response.get('error')}). Try uploading it again.") from error
+            raise FileProblem(f"I could not read that file ({outside_text(str(error.response.get('error')))}). "
+                              "Try uploading it again.") from error
         _refuse_remote(file)
     if file.get("mode") in UNREADABLE_MARKERS or file.get("file_access") == "access_denied":
         raise FileProblem("Slack does not let me read that file (it is hidden or was deleted). Upload it again.")
@@ -148,7 +150,7 @@ def download(shared: SharedFile, bot_token: str, max_bytes: int, timeout: float 
     except urllib.error.HTTPError as error:
         error.close()
         raise _http_problem(shared, error.code) from None
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
+    except OSError as error:  # URLError and TimeoutError are OSErrors
         problem = type(error).__name__
         raise FileProblem(f"I could not download {shown} from Slack ({problem}). Try again in a minute.") from None
     if "text/html" in content_type.lower():

@@ -262,6 +262,10 @@ class Batch:
     first_contact: int | None = None
     contact_count: int | None = None
 
+    @property
+    def is_restore(self) -> bool:
+        return self.tag_id is not None
+
 
 @dataclass(frozen=True)
 class Request:
@@ -488,6 +492,7 @@ class Store:
         rule: str | None = None,
         account_tag_count: int | None = None,
         restores_request: int | None = None,
+        quota_estimate: dict[str, int] | None = None,
     ) -> int:
         """A draft request with its resolved tags, recorded as they were at preview."""
         now = self._now()
@@ -503,6 +508,7 @@ class Store:
                     "unresolved": json.dumps(unresolved or {}, sort_keys=True),
                     "rule": rule, "account_tag_count": account_tag_count,
                     "kind": RESTORE if restores_request is not None else None, "restores_request": restores_request,
+                    "quota_estimate": _encode(quota_estimate) if quota_estimate is not None else None,
                 }
             )
             request_id = int(table.last_pk)
@@ -897,6 +903,15 @@ class Store:
                 "UPDATE request_tags SET batch_no = (SELECT MIN(b.batch_no) FROM batches b WHERE b.request_id = "
                 "request_tags.request_id AND b.tag_id = request_tags.tag_id) WHERE request_id = ?", [request_id],
             )
+
+    def restores_of(self, request_id: int, states: Iterable[str]) -> list[Request]:
+        """The restores of a request's snapshot in these states, newest first."""
+        states = list(states)
+        with self._lock:
+            rows = self.db["requests"].rows_where(
+                f"kind = ? AND restores_request = ? AND state IN ({', '.join('?' for _ in states)})",
+                [RESTORE, request_id, *states], order_by="id DESC")
+            return [_request_from(r) for r in rows]
 
     def request_tag(self, request_id: int, tag_id: str) -> TagRow | None:
         with self._lock:

@@ -6,10 +6,10 @@ Slack limits shape these builders: at most 50 blocks a message, 3,000 characters
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from bot.core.mrkdwn import TEXT_LIMIT, fit_lines, one_line, outside_text
 from bot.core.tag_changes import is_large
@@ -111,6 +111,20 @@ class CardView:
     intro: str | None = None
     title: str | None = None
     running_label: str | None = None
+
+
+class TagLike(Protocol):
+    @property
+    def tag_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def contacts_count(self) -> int | None: ...
+
+
+def tag_lines(tags: Iterable[TagLike]) -> list[TagLine]:
+    """What the builders show of any tag: its id, name and contacts."""
+    return [TagLine(t.tag_id, t.name, t.contacts_count) for t in tags]
 
 
 def plain(text: str) -> dict[str, Any]:

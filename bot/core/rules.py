@@ -106,12 +106,6 @@ class Rule:
         return " and ".join(clause.describe() for clause in self.clauses)
 
 
-def is_rule(text: str) -> bool:
-    """Whether a command's text starts like a rule rather than like a list of tags."""
-    words = text.split(None, 1)
-    return bool(words) and words[0].lower() in RULE_WORDS
-
-
 def parse_rule(text: str) -> Rule:
     """Read a rule; RuleError names the part that could not be read and shows the right form."""
     tokens = _tokens(text)

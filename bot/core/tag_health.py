@@ -39,7 +39,7 @@ def health_of(account_tags: Sequence[HealthTag]) -> TagHealth:
     return TagHealth(
         total=len(account_tags),
         empty=sum(1 for t in account_tags if t.contacts_count == 0),
-        largest=tuple(blocks.TagLine(t.tag_id, t.name, t.contacts_count) for t in largest),
+        largest=tuple(blocks.tag_lines(largest)),
         by_source=tuple(sorted(sources.items(), key=lambda item: (-item[1], item[0]))),
     )
 

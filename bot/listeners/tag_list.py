@@ -25,7 +25,7 @@ def _modal(services: Services, request_id: int, page: int) -> dict[str, Any] | N
     if request is None:
         return None
     rows = services.store.request_tags(request_id)
-    lines = [blocks.TagLine(t.tag_id, t.name, t.contacts_count) for t in rows]
+    lines = blocks.tag_lines(rows)
     done = "restored" if request.is_restore else "deleted"
     not_done = {t.tag_id: t.outcome_detail or "" for t in rows if t.outcome and t.outcome != done}
     return tag_pages.all_tags_modal(request_id, lines, page, services.settings.large_tag_contacts, not_done, done)

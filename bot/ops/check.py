@@ -158,7 +158,8 @@ def check_database(ctx: CheckContext) -> CheckResult | None:
 # --- Slack ---------------------------------------------------------------------------------------
 
 
-def _slack_error(error: SlackApiError) -> str:
+def slack_error_code(error: SlackApiError) -> str:
+    """Slack's error code, or the HTTP status when the answer had none."""
     return str(error.response.get("error") or f"HTTP {error.response.status_code}")
 
 
@@ -183,7 +184,7 @@ def check_slack_token(ctx: CheckContext) -> CheckResult:
     try:
         response = client.auth_test()
     except SlackApiError as error:
-        code = _slack_error(error)
+        code = slack_error_code(error)
         if code in BAD_TOKEN_ERRORS:
             return failed(name, f"Slack refused the token ({code})", TOKEN_WRONG)
         return failed(name, f"auth.test failed ({code})", "check SLACK_API_URL and SLACK_BOT_TOKEN")
@@ -208,7 +209,7 @@ def check_slack_app_token(ctx: CheckContext) -> CheckResult | None:
         # Only asks for a WebSocket URL; nothing connects to it.
         client.apps_connections_open(app_token=settings.slack_app_token.reveal())
     except SlackApiError as error:
-        return failed(name, f"Slack refused SLACK_APP_TOKEN ({_slack_error(error)})",
+        return failed(name, f"Slack refused SLACK_APP_TOKEN ({slack_error_code(error)})",
                       "create an app-level token with the connections:write scope (Basic Information page) "
                       "and enable Socket Mode for the app")
     except OSError as error:
@@ -248,7 +249,7 @@ def check_approval_channel(ctx: CheckContext) -> CheckResult:
         # would need channels:read and groups:read too), and fails unless the bot is a member.
         ctx.slack.conversations_history(channel=channel, limit=1)
     except SlackApiError as error:
-        code = _slack_error(error)
+        code = slack_error_code(error)
         if code == "not_in_channel":
             return failed(name, f"the bot is not a member of {channel}",
                           "invite it: type `/invite @deletetags` in that channel")
@@ -274,7 +275,7 @@ def _group_members(ctx: CheckContext, group: str) -> tuple[set[str] | None, Chec
     try:
         response = ctx.slack.usergroups_users_list(usergroup=group)
     except SlackApiError as error:
-        code = _slack_error(error)
+        code = slack_error_code(error)
         if code == "plan_upgrade_required":
             return None, failed(name, f"this Slack plan has no user groups: APPROVER_GROUP={group} is ignored",
                                 "remove APPROVER_GROUP and list the approvers in APPROVER_IDS")

@@ -60,8 +60,8 @@ class RestoreIntake:
         return self._busy(request.restores_request, besides=request.id)
 
     def _busy(self, request_id: int, besides: int | None = None) -> str | None:
-        for other in self.store.requests(states=IN_FLIGHT, limit=10_000):
-            if other.restores_request == request_id and other.id != besides:
+        for other in self.store.restores_of(request_id, IN_FLIGHT):
+            if other.id != besides:
                 return (f"Restore #{other.id} of request #{request_id} is already "
                         f"{other.state.replace('_', ' ')}: see `/deletetags status {other.id}`.")
         return None
@@ -70,11 +70,10 @@ class RestoreIntake:
         """Old tag id -> the finished restore of this request that restored it."""
         done = (RequestState.COMPLETED.value, RequestState.COMPLETED_WITH_ERRORS.value)
         restored: dict[str, int] = {}
-        for other in self.store.requests(states=done, limit=10_000):
-            if other.restores_request == request_id:
-                for tag in self.store.request_tags(other.id):
-                    if tag.outcome == "restored":
-                        restored.setdefault(tag.tag_id, other.id)
+        for other in self.store.restores_of(request_id, done):  # newest first: the latest one is named
+            for tag in self.store.request_tags(other.id):
+                if tag.outcome == "restored":
+                    restored.setdefault(tag.tag_id, other.id)
         return restored
 
     def prepare(self, *, user_id: str, team_id: str | None, channel_id: str | None, restores_request: int,
@@ -106,9 +105,8 @@ class RestoreIntake:
                         "deleted_then": sum(t.deleted_then for t in choice.tags),
                         "skipped": len(choice.skipped), "unmatched": list(choice.unmatched)},
             expires_at=self.clock() + PREVIEW_TTL, restores_request=restores_request,
+            quota_estimate=estimate.as_record() if estimate else None,
         )
         log.info("restore draft created", extra={"request_id": str(request_id), "actor": user_id, "outcome": "draft"})
-        if estimate is not None:
-            self.store.update_request(request_id, quota_estimate=estimate.as_record())
         return views.RestorePreview(request_id, restores_request, choice, reason,
                                     quota.estimate_line(estimate) if estimate else None)

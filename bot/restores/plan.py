@@ -68,11 +68,12 @@ class RestoreChoice:
 
     @property
     def activity_count(self) -> int:
-        return sum(activities_for(t.contacts) for t in self.tags)
+        return activity_count(t.contacts for t in self.tags)
 
 
-def activities_for(contacts: int) -> int:
-    return -(-contacts // CONTACTS_PER_ACTIVITY)
+def activity_count(contacts_per_tag: Iterable[int]) -> int:
+    """The tagging activities a restore posts: one per 500 contacts of a tag (none for a tag on none)."""
+    return sum(-(-contacts // CONTACTS_PER_ACTIVITY) for contacts in contacts_per_tag)
 
 
 def choose(deleted_request_tags: Sequence[RequestTagLike], recorded: dict[str, tuple[int, int]],
@@ -87,8 +88,9 @@ def choose(deleted_request_tags: Sequence[RequestTagLike], recorded: dict[str, t
     names = {n.casefold() for n in wanted_names}
     picked = [t for t in deleted_request_tags
               if not (ids or names) or t.tag_id in ids or t.name.casefold() in names]
-    unmatched = tuple([i for i in wanted_ids if i.strip().lower() not in {t.tag_id for t in picked}]
-                      + [n for n in wanted_names if n.casefold() not in {t.name.casefold() for t in picked}])
+    picked_ids, picked_names = {t.tag_id for t in picked}, {t.name.casefold() for t in picked}
+    unmatched = tuple([i for i in wanted_ids if i.strip().lower() not in picked_ids]
+                      + [n for n in wanted_names if n.casefold() not in picked_names])
     present = {t.tag_id.strip().lower() for t in account_tags}
     by_name = {t.name.casefold(): t.tag_id.strip().lower() for t in account_tags}
     snapshotted = set(snapshotted_batches)

@@ -45,19 +45,21 @@ class RestoreWork:
         self.store.set_restored_tag(request.id, row.tag_id, tag_id, into)
         return tag_id
 
-    def contact_ids(self, request: Request, batch: Batch) -> list[str]:
+    def contact_ids(self, restores_request: int, batch: Batch) -> list[str]:
         """The batch's contacts; ValueError when the snapshot no longer holds them all (purged)."""
-        assert request.restores_request is not None and batch.tag_id is not None
-        contacts = self.store.snapshot_contacts(request.restores_request, batch.tag_id, batch.first_contact or 0,
+        assert batch.tag_id is not None
+        contacts = self.store.snapshot_contacts(restores_request, batch.tag_id, batch.first_contact or 0,
                                                 batch.contact_count or 0)
         if len(contacts) != (batch.contact_count or 0):
-            raise ValueError(f"the snapshot of request #{request.restores_request} no longer holds these contacts "
+            raise ValueError(f"the snapshot of request #{restores_request} no longer holds these contacts "
                              "(it was purged), so they were not tagged")
         return contacts
 
-    def post(self, request: Request, batch: Batch) -> Activity:
+    def post(self, batch: Batch) -> Activity:
         """Queue the tagging of this batch's contacts (its tag was made by `target_tag`)."""
         assert batch.tag_id is not None
-        row = self.store.request_tag(request.id, batch.tag_id)
+        request = self.store.get_request(batch.request_id)
+        row = self.store.request_tag(batch.request_id, batch.tag_id)
+        assert request is not None and request.restores_request is not None
         assert row is not None and row.restored_tag_id is not None
-        return self.cc().create_taggings_add([row.restored_tag_id], self.contact_ids(request, batch))
+        return self.cc().create_taggings_add([row.restored_tag_id], self.contact_ids(request.restores_request, batch))

@@ -13,7 +13,7 @@ import pytest
 from bot.core import blocks
 from bot.sandbox.slack import Message
 from bot.sandbox.world import LEADS_GROUP, World
-from tests.e2e.helpers import add_tags, card, last_ephemeral, refreshed, request_to_card
+from tests.e2e.helpers import add_tags, last_ephemeral, refreshed, request_to_card
 
 DELETE_PATH = "/activities/contacts_tags_delete"
 
