@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import pytest
+
 from bot.core import resolver, tags
 from bot.intake import TagCatalog
 from bot.sandbox.world import ManualClock
@@ -100,8 +102,7 @@ def test_a_failed_listing_lets_the_next_preview_try_again() -> None:
         return [AccountTag(U1, "Spring", 3)]
 
     catalog = TagCatalog(flaky)
-    try:
+    with pytest.raises(RuntimeError):
         catalog.listing()
-    except RuntimeError:
-        pass
     assert [t.tag_id for t in catalog.listing().account_tags] == [U1]
+    assert len(calls) == 2

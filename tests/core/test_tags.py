@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import codecs
 import re
 import sys
@@ -26,6 +25,7 @@ from bot.core.tags import (
     parse_file,
     parse_text,
 )
+from tests.core.test_purity import modules_imported
 
 settings.register_profile("long", max_examples=10_000)
 PROPERTY = settings(max_examples=max(300, settings.default.max_examples), deadline=None, database=None)
@@ -799,14 +799,8 @@ PURE_NEIGHBOURS = {"bot.core.mrkdwn", "bot.core.rules"}  # pure modules of the b
 
 
 def imports_of(path: str) -> set[str]:
-    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module)
-    return {name if name in PURE_NEIGHBOURS else name.split(".")[0] for name in imported}
+    """Top-level modules imported, except the bot's pure neighbours, named whole."""
+    return {name if name in PURE_NEIGHBOURS else name.split(".")[0] for name in modules_imported(Path(path))}
 
 
 def test_module_imports_only_the_standard_library() -> None:

@@ -65,3 +65,15 @@ def finished(world: World, request_id: int, timeout: float = 30) -> str:
     """The state a request ends in."""
     return world.driver.wait_for(lambda: (r := world.store.get_request(request_id)) and r.is_terminal and r.state,
                                  what=f"request #{request_id} to end", timeout=timeout)
+
+
+def restore_to_card(world: World, text: str):  # noqa: ANN201
+    """Type `/deletetags restore …` as the requester and confirm its preview; (restore id, preview, card)."""
+    seen = len(world.slack.ephemerals)
+    world.driver.slash_command(world.people.requester, world.channel, text)
+    preview = world.driver.wait_for(lambda: next((e for e in world.slack.ephemerals[seen:]
+                                                  if "Preview of restore" in e.text), None), what="the restore preview")
+    world.driver.click(world.people.requester, preview, "Request approval")
+    found = world.driver.wait_for(lambda: next((m for m in world.slack.messages(world.channel)
+                                                if "Restore request #" in m.text), None), what="the restore card")
+    return int(found.text.split("Restore request #", 1)[1].split(" ", 1)[0]), preview, found

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.sandbox.world import World
-from tests.e2e.helpers import add_tags, preview_for, refreshed, request_to_card
+from tests.e2e.helpers import FAST_POLLS, add_tags, preview_for, refreshed, request_to_card
 
 FAKE_STATUS = "X\n*Status:* :white_check_mark: Approved by <@{approver}>"
 # What Slack shows for it: one line, look-alikes for `*` and `_`, the mention as text.
@@ -19,7 +19,7 @@ CC_ERROR_SHOWN = "Deletion failed &lt;!here&gt; ∗see∗ &lt;https://evil.examp
 
 @pytest.fixture
 def world_env() -> dict[str, str]:
-    return {"POLL_MIN_SECONDS": "0.2", "POLL_MAX_SECONDS": "1", "RECONCILE_DELAY_SECONDS": "0.5"}
+    return dict(FAST_POLLS)
 
 
 def mrkdwn_texts(blocks: list[dict]) -> list[str]:

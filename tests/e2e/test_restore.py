@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.restores.command import USAGE
 from bot.sandbox.world import World
 from tests.e2e.helpers import (
     FAST_POLLS,
@@ -12,6 +13,7 @@ from tests.e2e.helpers import (
     last_ephemeral,
     refreshed,
     request_to_card,
+    restore_to_card,
     three_tags_on_373_contacts,
 )
 
@@ -33,17 +35,6 @@ def deleted(world: World, text: str) -> tuple[int, object]:
     world.driver.click(world.people.approver, card, "Approve")
     assert finished(world, request_id) == "completed"
     return request_id, card
-
-
-def restore_to_card(world: World, text: str):  # noqa: ANN201
-    """Type `/deletetags restore …`, confirm its preview; (restore request id, preview, card)."""
-    world.driver.slash_command(world.people.requester, world.channel, f"/deletetags {text}".split(" ", 1)[1])
-    preview = last_ephemeral(world, world.people.requester, "Preview of restore")
-    world.driver.click(world.people.requester, preview, "Request approval")
-    card = world.driver.wait_for(lambda: next((m for m in world.slack.messages(world.channel)
-                                               if m.text.startswith("Restore request #")
-                                               or "Restore request #" in m.text), None), what="the restore card")
-    return int(card.text.split("Restore request #", 1)[1].split(" ", 1)[0]), preview, card
 
 
 def carriers_by_name(world: World) -> dict[str, set[str]]:
@@ -90,7 +81,7 @@ def test_three_deleted_tags_come_back_with_their_names_on_exactly_their_373_cont
     assert "3 restored, 0 not restored" in status.text
     world.driver.slash_command(world.people.approver, world.channel, "list")
     listed = last_ephemeral(world, world.people.approver, "Recent deletion requests")
-    assert f"#{restore_id}> (restore of #{request_id})" in listed.text or f"#{restore_id} (restore of" in listed.text
+    assert f"|#{restore_id}> (restore of #{request_id}) by <@{world.people.requester}>" in listed.text
 
 
 def test_a_name_taken_meanwhile_is_restored_into_that_tag_and_contacts_deleted_since_are_counted(
@@ -135,15 +126,17 @@ def test_only_the_tags_named_are_restored_and_a_tag_restored_already_is_left_alo
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("restore", "Which request?"),
-    ("restore twelve", "is not a request number"),
-    ("restore 999", "There is no request #999"),
-    ("restore 1 Spring", "give tag names in quotes"),
-    ("restore 1 \"Spring\" 12ab", "not used"),
+    ("restore", f"Which request? {USAGE}"),
+    ("restore twelve", "`twelve` is not a request number; use digits, e.g. `/deletetags restore 12`."),
+    ("restore 999", "There is no request #999. `/deletetags list` shows recent ones."),
+    ("restore 1 Spring", f"After the request number, give tag names in quotes or tag ids. {USAGE}"),
+    ("restore 1 \"Spring\" 12ab", "These entries were not used:\n• `12ab` — not a tag id; put tag names in quotes, "
+                                   f"e.g. \"Spring Promo\"\n{USAGE}"),
 ])
 def test_a_restore_that_cannot_be_read_says_why(world: World, text: str, expected: str) -> None:
     world.driver.slash_command(world.people.requester, world.channel, text)
-    assert expected in last_ephemeral(world, world.people.requester, expected).text
+    assert last_ephemeral(world, world.people.requester).text == expected
+    assert world.store.requests() == []  # nothing recorded
 
 
 def test_a_request_deleted_without_a_snapshot_cannot_be_restored(world: World) -> None:

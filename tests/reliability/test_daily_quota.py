@@ -9,6 +9,7 @@ import pytest
 
 from bot.core import quota
 from bot.sandbox.world import World
+from tests.e2e.helpers import restore_to_card
 from tests.reliability.support import (
     SimWall,
     activities_of,
@@ -191,13 +192,7 @@ def test_an_approved_restore_is_held_for_the_reset_like_a_deletion(low_quota: Wo
     request_id, card = to_card(world, [tag])
     world.driver.click(world.people.approver, card, "Approve")
     assert wait_finished(world, request_id) == "completed"
-    seen = len(world.slack.ephemerals)
-    world.driver.slash_command(world.people.requester, world.channel, f"restore {request_id} reason: undo")
-    preview = next_ephemeral(world, world.people.requester, seen, lambda e: "Preview of restore" in e.text)
-    world.driver.click(world.people.requester, preview, "Request approval")
-    restore_card = world.driver.wait_for(lambda: next((m for m in world.slack.messages(world.channel)
-                                                       if "Restore request #" in m.text), None), what="the card")
-    restore_id = int(restore_card.text.split("Restore request #", 1)[1].split(" ", 1)[0])
+    restore_id, _, restore_card = restore_to_card(world, f"restore {request_id} reason: undo")
     spend(world, world.bot.services.ledger.today().left_for_new)  # someone else used the rest of the day
     world.driver.click(world.people.approver, restore_card, "Approve")
     held = world.driver.wait_for(lambda: next((t for t in thread_texts(world, restore_card) if "is held" in t), None),

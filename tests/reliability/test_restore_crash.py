@@ -4,7 +4,6 @@ contact of the snapshot, and the thread ends with one summary."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -62,11 +61,8 @@ def test_a_kill_during_a_restore_makes_no_second_tag_and_tags_every_contact(rig:
     assert now == carriers  # one tag per name, each on exactly the contacts it had
     into = rig.query("SELECT restored_into FROM request_tags WHERE request_id = ?", restore_id)
     assert {row[0] for row in into} == {"new"}  # the tag made before the kill is known as ours
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        replies = rig.slack.thread(card.channel, card.ts)[1:]
-        if any("is finished" in m.text for m in replies):
-            break
-        time.sleep(0.2)
+    rig.driver.wait_for(lambda: any("is finished" in m.text for m in rig.slack.thread(card.channel, card.ts)),
+                        timeout=20, what="the summary")
+    replies = rig.slack.thread(card.channel, card.ts)[1:]
     assert sum("is finished" in m.text for m in replies) == 1
     assert "*3 of 3 tags restored*, 1,235 contacts tagged again" in next(m.text for m in replies if "is finished" in m.text)
