@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from bot.core.mrkdwn import TEXT_LIMIT, fit_lines, one_line, outside_text
+from bot.core.resolver import AccountTag
 from bot.core.tag_changes import is_large
 
 Block = dict[str, Any]
@@ -113,16 +114,7 @@ class CardView:
     running_label: str | None = None
 
 
-class TagLike(Protocol):
-    @property
-    def tag_id(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def contacts_count(self) -> int | None: ...
-
-
-def tag_lines(tags: Iterable[TagLike]) -> list[TagLine]:
+def tag_lines(tags: Iterable[AccountTag]) -> list[TagLine]:
     """What the builders show of any tag: its id, name and contacts."""
     return [TagLine(t.tag_id, t.name, t.contacts_count) for t in tags]
 
