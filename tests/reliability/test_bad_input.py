@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import json
 import string
+import typing
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -372,7 +373,7 @@ def check_pure_command(text: str) -> None:
     except tags.InputError as error:
         assert error.message.startswith("The list has ")
         return
-    assert parsed.kind in ("help", "status", "list", "cancel", "modal", "request", "unknown")
+    assert parsed.kind in typing.get_args(tags.CommandKind)
     if parsed.selection is not None:
         assert all(len(i) == 36 and i == i.lower() for i in parsed.selection.ids)
         assert parsed.selection.entry_count <= MAX_ENTRIES
